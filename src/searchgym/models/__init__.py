@@ -1,0 +1,1 @@
+"""Model helpers: tiny CPU models and tokenizers, loading HF and GGUF checkpoints."""

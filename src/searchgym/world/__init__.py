@@ -1,0 +1,1 @@
+"""World: schema → knowledge graph → corpus → verification, stored in a world directory."""
