@@ -6,6 +6,7 @@ Backends register by name (`@register_engine("bm25s")`) so configs pick one with
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,48 @@ class SearchHit:
     @property
     def contents(self) -> str:
         return f"{self.title}\n{self.text}"
+
+
+# Break points from coarse to fine: paragraph, line, sentence end, word; the separator stays on the left piece.
+_BREAKS = (
+    re.compile(r"(?<=\n\n)"),
+    re.compile(r"(?<=\n)"),
+    re.compile(r"(?<=[.!?] )"),
+    re.compile(r"(?<= )"),
+)
+
+
+def paginate(text: str, page_chars: int) -> list[str]:
+    """Split `text` into pages of at most `page_chars` characters, at paragraph, sentence or word boundaries
+    where possible. Joining the pages gives back `text` exactly; there is always at least one page."""
+    if page_chars < 1:
+        raise ValueError(f"page_chars must be >= 1, got {page_chars}")
+    if len(text) <= page_chars:
+        return [text]
+    pages: list[str] = []
+    _pack(text, page_chars, 0, pages)
+    return pages
+
+
+def _pack(text: str, limit: int, level: int, pages: list[str]) -> None:
+    if level == len(_BREAKS):
+        pages.extend(text[i : i + limit] for i in range(0, len(text), limit))
+        return
+    current = ""
+    for piece in _BREAKS[level].split(text):
+        if len(current) + len(piece) <= limit:
+            current += piece
+            continue
+        if current:
+            pages.append(current)
+            current = ""
+        if len(piece) <= limit:
+            current = piece
+        else:
+            _pack(piece, limit, level + 1, pages)
+            current = pages.pop()  # the tail of a split piece may still share a page with what follows
+    if current:
+        pages.append(current)
 
 
 class SearchEngine(ABC):

@@ -1,9 +1,154 @@
-"""Commands of this stage (filled in by its owner)."""
+"""`searchgym tasks build | export | show | oracle`."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
+
+tasks_app = typer.Typer(
+    help="Multi-hop tasks on a verified world: build, export, inspect, oracle.", no_args_is_help=True
+)
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@tasks_app.command("build")
+def build(
+    world: Path = typer.Argument(..., help="world directory (built by `searchgym world build`)"),
+    name: str = typer.Option("default", help="task set name: written to WORLD/tasks/<name>/"),
+    config: Path = typer.Option(None, help="TaskConfig YAML (default: built-in defaults)"),
+    set_: list[str] = typer.Option([], "--set", help="config override, e.g. --set chain_per_hops=50"),
+    overwrite: bool = typer.Option(False, help="replace an existing task set of that name"),
+) -> None:
+    """Synthesize tasks on WORLD's verified graph and save them with a manifest."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from searchgym.config import ConfigError
+    from searchgym.tasks.store import save_tasks, task_set_dir
+    from searchgym.tasks.synth import TaskConfig, synthesize
+    from searchgym.world.store import World, WorldError
+
+    try:
+        cfg = TaskConfig.from_yaml(config) if config else TaskConfig()
+        cfg = cfg.override(set_)
+        if task_set_dir(world, name).exists() and not overwrite:
+            _fail(f"{task_set_dir(world, name)} exists; pass --overwrite to replace it")
+        w = World.load(world)
+        tasks, shortfall = synthesize(w, cfg, progress=True)
+    except (ConfigError, WorldError, FileNotFoundError) as e:
+        _fail(str(e))
+    out = save_tasks(tasks, world, name, cfg.to_dict(), {"shortfall": shortfall}, overwrite=overwrite)
+    table = Table(title=f"{len(tasks)} tasks in {out}")
+    for col in ("type", "level", "count"):
+        table.add_column(col)
+    for key in sorted({f"{t.type}/{t.level}" for t in tasks}):
+        kind, level = key.split("/")
+        table.add_row(kind, level, str(sum(1 for t in tasks if t.type == kind and str(t.level) == level)))
+    Console().print(table)
+    if shortfall:
+        typer.echo(f"warning: fewer tasks than requested (slice -> missing): {shortfall}", err=True)
+
+
+@tasks_app.command("export")
+def export(
+    taskset: Path = typer.Argument(..., help="task set directory (WORLD/tasks/<name>)"),
+    format: str = typer.Option(..., "--format", help="jsonl | parquet | hf | verl | trl | searchr1"),
+    out: Path = typer.Option(..., help="output file (directory for hf)"),
+    split: str = typer.Option(None, help="only this split (train | dev | test)"),
+) -> None:
+    """Write a task set in a trainer's format and read it back to check it."""
+    from searchgym.tasks.export import EXPORTERS, export_tasks, read_back
+    from searchgym.tasks.store import TaskSetError, load_tasks
+
+    if format not in EXPORTERS:
+        _fail(f"unknown format {format!r}; choose one of {sorted(EXPORTERS)}")
+    try:
+        tasks = load_tasks(taskset)
+    except TaskSetError as e:
+        _fail(str(e))
+    tasks = [t for t in tasks if split is None or t.split == split]
+    export_tasks(tasks, format, out)
+    typer.echo(f"wrote {len(read_back(format, out))} rows ({format}) to {out}")
+
+
+@tasks_app.command("show")
+def show(
+    taskset: Path = typer.Argument(..., help="task set directory (WORLD/tasks/<name>)"),
+    task_id: str = typer.Argument(..., help="task id (see tasks.jsonl)"),
+) -> None:
+    """Question, answer and the evidence chain with the article passages stating each fact."""
+    from searchgym.tasks.store import TaskSetError, load_tasks, world_of
+    from searchgym.world.store import World
+
+    try:
+        tasks = {t.id: t for t in load_tasks(taskset)}
+    except TaskSetError as e:
+        _fail(str(e))
+    if task_id not in tasks:
+        _fail(f"no task {task_id!r} in {taskset}; ids look like {next(iter(tasks), 'chain-…')}")
+    t = tasks[task_id]
+    w = World.load(world_of(taskset))
+    typer.echo(f"{t.id}  type={t.type} hops={t.hops} level={t.level} split={t.split}")
+    typer.echo(f"Q: {t.question}")
+    typer.echo(f"A: {t.answer}" + (f"   (also: {', '.join(t.aliases)})" if t.aliases else ""))
+    typer.echo("Evidence:")
+    for i, s in enumerate(t.evidence, 1):
+        name = w.entities[s.entity].name
+        if s.edge is not None:
+            passage = w.facts[s.edge].sentence
+            typer.echo(f'  {i}. {name} [{s.relation}] {s.url}\n     "{passage}"')
+        else:
+            value = w.entities[s.entity].attrs.get(s.attribute)
+            typer.echo(f"  {i}. {name} [{s.attribute} = {value}] {s.url}")
+    typer.echo(f"Form: {json.dumps(t.meta.get('form'))}")
+
+
+@tasks_app.command("oracle")
+def oracle(
+    taskset: Path = typer.Argument(..., help="task set directory (WORLD/tasks/<name>)"),
+    backend: str = typer.Option(None, help="search backend (default: the index default, bm25s)"),
+    out: Path = typer.Option(None, help="transcripts file (default: TASKSET/transcripts.jsonl)"),
+    limit: int = typer.Option(0, help="solve only the first N tasks (0 = all)"),
+    max_turns: int = typer.Option(32, help="env turn budget for the oracle"),
+) -> None:
+    """Solve every task through the real engine and env; print success per type and level."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from searchgym.index.build import SearchIndexError, load_engine
+    from searchgym.io import write_json
+    from searchgym.tasks.oracle import Oracle, oracle_env_config, save_transcripts
+    from searchgym.tasks.store import TaskSetError, load_tasks, resolve, world_of
+    from searchgym.world.store import World
+
+    try:
+        tasks = load_tasks(taskset)
+        world_dir = world_of(taskset)
+        engine = load_engine(world_dir, backend)
+    except (TaskSetError, SearchIndexError) as e:
+        _fail(str(e))
+    tasks = tasks[:limit] if limit else tasks
+    result = Oracle(World.load(world_dir), engine, oracle_env_config(max_turns=max_turns)).run(tasks, True)
+    out = out or resolve(taskset) / "transcripts.jsonl"
+    save_transcripts(out, result)
+    write_json(out.with_suffix(".summary.json"), {"table": result.table(), "unsolved": result.unsolved})
+    table = Table(title=f"oracle on {len(tasks)} tasks")
+    for col in ("group", "tasks", "success"):
+        table.add_column(col)
+    for key, row in result.table().items():
+        table.add_row(key, str(row["n"]), f"{row['success']:.1%}")
+    Console().print(table)
+    for tid, reason in list(result.unsolved.items())[:20]:
+        typer.echo(f"unsolved {tid}: {reason}")
+    typer.echo(f"transcripts: {out}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the main `searchgym` app."""
+    app.add_typer(tasks_app, name="tasks")

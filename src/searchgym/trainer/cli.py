@@ -1,9 +1,69 @@
-"""Commands of this stage (filled in by its owner)."""
+"""`searchgym train`, `searchgym sft`, `searchgym demo`."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the main `searchgym` app."""
+    app.command()(train)
+    app.command()(sft)
+    app.command()(demo)
+
+
+def train(
+    config: str = typer.Option(..., "--config", "-c", help="YAML file or preset name (configs/<name>.yaml)"),
+    overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. grpo.max_steps=20"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the last complete checkpoint"),
+) -> None:
+    """Train a search agent with GRPO or TRAC-GRPO on TRL (SearchGym's multi-turn rollout as rollout_func)."""
+    from searchgym.trainer.config import TrainConfig
+    from searchgym.trainer.grpo import train as run_train
+    from searchgym.trainer.presets import resolve_preset
+
+    cfg = TrainConfig.from_yaml(resolve_preset(config)).override(list(overrides or []))
+    run = run_train(cfg, resume=resume)
+    typer.echo(f"done: step {run.trainer.state.global_step}; model in {run.output_dir / 'final'}")
+
+
+def sft(
+    world: Path = typer.Option(..., "--world", help="world directory"),
+    transcripts: Path = typer.Option(..., "--transcripts", help="oracle transcripts.jsonl"),
+    out: Path = typer.Option(..., "--out", help="output model directory (replaced atomically)"),
+    tasks: Path = typer.Option(None, "--tasks", help="task set the transcripts come from (recorded only)"),
+    model_size: str = typer.Option("student", "--model-size", help="tiny model preset: student | teacher"),
+    steps: int = typer.Option(None, "--steps", help="optimizer steps (default: 300 student, 600 teacher)"),
+    lr: float = typer.Option(None, "--lr", help="learning rate"),
+    tokenizer: Path = typer.Option(
+        None, "--tokenizer", help="reuse this tokenizer (student and teacher must share)"
+    ),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Supervised warm-start of a tiny model on oracle transcripts (loss on the model's action tokens only)."""
+    from searchgym.trainer.sft import SFTRunConfig, run_sft
+
+    cfg = SFTRunConfig(model_size=model_size, seed=seed)
+    cfg.max_steps = steps or (600 if model_size == "teacher" else 300)
+    if lr is not None:
+        cfg.learning_rate = lr
+    summary = run_sft(world, transcripts, out, cfg, tokenizer_dir=tokenizer)
+    typer.echo(
+        f"{out}: {summary['parameters']:,} parameters, {summary['transcripts']} transcripts, "
+        f"loss {summary['first_loss']:.3f} -> {summary['final_loss']:.3f}"
+    )
+
+
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", help="run directory"),
+    minutes: float = typer.Option(20.0, "--minutes", help="time budget; RL steps are fitted into it"),
+    seed: int = typer.Option(0, "--seed"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="rebuild every stage even if it exists"),
+) -> None:
+    """The whole pipeline on CPU: world, index, tasks, SFT warm-start, eval, TRAC-GRPO, eval, report."""
+    from searchgym.trainer.demo import DemoConfig, run_demo
+
+    report = run_demo(DemoConfig(out=str(out), minutes=minutes, seed=seed), overwrite=overwrite)
+    typer.echo(f"report: {report}")

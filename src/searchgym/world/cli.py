@@ -1,9 +1,175 @@
-"""Commands of this stage (filled in by its owner)."""
+"""`searchgym world build | info | show | export-corpus`."""
 
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
+
 import typer
+
+world_app = typer.Typer(help="Build and inspect worlds (knowledge graph + corpus).", no_args_is_help=True)
+
+
+def _fail(msg: str) -> None:
+    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+@world_app.command()
+def build(
+    out: Path = typer.Argument(..., help="world directory to create"),
+    config: Path | None = typer.Option(None, "--config", "-c", help="WorldConfig YAML"),
+    seed: int | None = typer.Option(None, help="override config seed"),
+    entities: int | None = typer.Option(None, help="override config num_entities"),
+    overwrite: bool = typer.Option(False, help="replace an existing world directory"),
+    no_verify: bool = typer.Option(False, "--no-verify", help="skip edge verification"),
+    set_: list[str] = typer.Option([], "--set", help="dotted override, e.g. noise.conflict_rate=0.05"),
+) -> None:
+    """Build a world directory from a seed and a schema."""
+    from searchgym.config import ConfigError
+    from searchgym.world.build import WorldConfig, build_world
+    from searchgym.world.schema import SchemaError
+
+    try:
+        if config and not config.is_file():
+            _fail(f"config file {config} not found")
+        cfg = WorldConfig.from_yaml(config) if config else WorldConfig()
+        cfg = cfg.override(list(set_))
+        if seed is not None:
+            cfg.seed = seed
+        if entities is not None:
+            cfg.num_entities = entities
+        if no_verify:
+            cfg.verify = False
+        world = build_world(cfg, out, overwrite=overwrite, progress=True)
+    except (ConfigError, SchemaError, FileExistsError, ValueError, RuntimeError) as e:
+        _fail(str(e))
+    c = world.manifest["counts"]
+    typer.echo(f"built {out}: {c['entities']:,} entities, {c['edges']:,} edges, {c['documents']:,} documents")
+
+
+@world_app.command()
+def info(world: Path = typer.Argument(..., help="world directory")) -> None:
+    """Counts, degree and relation histograms, verification summary."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from searchgym.io import read_jsonl
+    from searchgym.world.store import WorldError, check_files, read_manifest
+
+    try:
+        manifest = read_manifest(world)
+        check_files(world, manifest)
+    except WorldError as e:
+        _fail(str(e))
+    console = Console()
+    c = manifest["counts"]
+    console.print(
+        f"[bold]{world}[/]  seed {manifest['seed']}  schema {manifest['schema']}  "
+        f"content {manifest['content_hash'][:16]}"
+    )
+    console.print(
+        f"{c['entities']:,} entities · {c['edges']:,} edges · {c['documents']:,} documents · noise {c['noise']}"
+    )
+
+    types = Table("entity type", "count", title="Entities")
+    for t, n in c["entity_types"].items():
+        types.add_row(t, f"{n:,}")
+    console.print(types)
+
+    degree: Counter[str] = Counter()
+    verified: Counter[str] = Counter()
+    failures: dict[str, Counter[str]] = {}
+    for e in read_jsonl(world / "edges.jsonl"):
+        degree[e["source"]] += 1
+        degree[e["target"]] += 1
+        verified[e["relation"]] += bool(e["verified"])
+        failures.setdefault(e["relation"], Counter()).update(e["failures"])
+    rels = Table("relation", "edges", "verified", "failures", title="Relations")
+    for r, n in c["relations"].items():
+        fails = ", ".join(f"{k} {v}" for k, v in sorted(failures.get(r, Counter()).items())) or "-"
+        rels.add_row(r, f"{n:,}", f"{verified[r]:,}", fails)
+    console.print(rels)
+
+    bins = [(0, 0), (1, 1), (2, 2), (3, 4), (5, 8), (9, 16), (17, 32), (33, 64), (65, 128), (129, 10**12)]
+    hist = Counter()
+    for d in list(degree.values()) + [0] * (c["entities"] - len(degree)):
+        hist[next(b for b in bins if b[0] <= d <= b[1])] += 1
+    deg = Table("degree", "entities", "", title="Degree histogram (edges touching an entity)")
+    top = max(hist.values(), default=1)
+    for lo, hi in bins:
+        label = str(lo) if lo == hi else (f"{lo}-{hi}" if hi < 10**12 else f">={lo}")
+        deg.add_row(label, f"{hist[(lo, hi)]:,}", "█" * round(30 * hist[(lo, hi)] / top))
+    console.print(deg)
+    if degree:
+        console.print(f"max degree {max(degree.values())}")
+    v = manifest.get("verification")
+    if v:
+        console.print("[bold]Verification[/]", v)
+    else:
+        console.print("not verified (built with --no-verify)")
+
+
+@world_app.command()
+def show(
+    world: Path = typer.Argument(..., help="world directory"),
+    entity: str = typer.Argument(..., help="entity id, name or article URL"),
+) -> None:
+    """Show one entity: attributes, edges and its article."""
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.table import Table
+
+    from searchgym.world.store import World, WorldError
+
+    try:
+        w = World.load(world)
+    except WorldError as e:
+        _fail(str(e))
+    ent = w.entities.get(entity) or w.entity_by_name(entity)
+    doc = w.doc_by_url(entity) if ent is None else w.doc_of(ent.id)
+    if ent is None and doc is not None and doc.entity:
+        ent = w.entities[doc.entity]
+    if doc is None:
+        _fail(f"no entity, name or URL {entity!r} in {world}")
+    console = Console()
+    if ent is not None:
+        console.print(f"[bold]{ent.name}[/]  ({ent.id}, {ent.type})  {doc.url}")
+        attrs = Table("attribute", "value")
+        for k, v in ent.attrs.items():
+            attrs.add_row(k, str(v))
+        console.print(attrs)
+        edges = Table("edge", "relation", "source", "target", "holder", "verified", "failures")
+        for e in sorted(w.out_edges(ent.id) + w.in_edges(ent.id), key=lambda e: e.id):
+            holder = "this" if w.holder(e) == ent.id else "other"
+            src, tgt = w.entities[e.source].name, w.entities[e.target].name
+            edges.add_row(str(e.id), e.relation, src, tgt, holder, str(e.verified), ",".join(e.failures))
+        console.print(edges)
+    else:
+        console.print(f"[bold]{doc.title}[/]  ({doc.id}, not an entity article)  {doc.url}")
+    console.print(Panel(doc.text, title=doc.title))
+
+
+@world_app.command("export-corpus")
+def export_corpus(
+    world: Path = typer.Argument(..., help="world directory"),
+    out: Path = typer.Argument(..., help="output JSON Lines file"),
+) -> None:
+    """Export the corpus as Search-R1 JSON Lines: {"id", "contents": "<title>\\n<text>"}."""
+    from searchgym.io import read_jsonl, write_jsonl
+    from searchgym.world.store import WorldError, check_files, read_manifest
+
+    try:
+        check_files(world, read_manifest(world))
+    except WorldError as e:
+        _fail(str(e))
+    rows = (
+        {"id": d["id"], "contents": f"{d['title']}\n{d['text']}"} for d in read_jsonl(world / "corpus.jsonl")
+    )
+    n = write_jsonl(out, rows)
+    typer.echo(f"wrote {n:,} documents to {out}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the main `searchgym` app."""
+    app.add_typer(world_app, name="world")

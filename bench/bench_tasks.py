@@ -1,0 +1,107 @@
+"""Task synthesis throughput on a large world and oracle success on the default world.
+
+    .venv/bin/python bench/bench_tasks.py [--entities 100000] [--tasks 100000] [--work /tmp/searchgym-bench]
+
+Targets (issue 4): 100k tasks in <= 60 s on a 100k-entity world; oracle success >= 99 % on the default world
+(3,600 entities, default TaskConfig). World building and loading are timed separately, not counted as synthesis.
+Writes bench/results/tasks.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+from collections import Counter
+from pathlib import Path
+
+from searchgym.index.build import load_engine
+from searchgym.io import write_json
+from searchgym.tasks.oracle import Oracle
+from searchgym.tasks.synth import TaskConfig, synthesize
+from searchgym.world.build import WorldConfig, build_world
+from searchgym.world.store import World
+
+RESULTS = Path(__file__).parent / "results" / "tasks.json"
+
+
+def world_at(path: Path, cfg: WorldConfig) -> tuple[World, float, float]:
+    """Load the world at `path` (building it first if missing); returns it with build and load seconds."""
+    t0 = time.perf_counter()
+    if not (path / "manifest.json").exists():
+        build_world(cfg, path, overwrite=True, progress=True)
+    t1 = time.perf_counter()
+    world = World.load(path)
+    return world, t1 - t0, time.perf_counter() - t1
+
+
+def mix_for(total: int, seed: int) -> TaskConfig:
+    """Half chains (spread over 1..5 hops), 20 % obfuscated, 15 % intersections, 15 % comparisons."""
+    return TaskConfig(
+        seed=seed,
+        chain_per_hops=total // 10,
+        obfuscated=total // 5,
+        intersection=total * 3 // 20,
+        comparison=total * 3 // 20,
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--entities", type=int, default=100_000)
+    ap.add_argument("--tasks", type=int, default=100_000)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/searchgym-bench"))
+    ap.add_argument("--skip-oracle", action="store_true")
+    args = ap.parse_args()
+
+    big, build_s, load_s = world_at(
+        args.work / f"world-{args.entities}", WorldConfig(num_entities=args.entities)
+    )
+    cfg = mix_for(args.tasks, seed=0)
+    t0 = time.perf_counter()
+    tasks, shortfall = synthesize(big, cfg, progress=False)
+    synth_s = time.perf_counter() - t0
+    result = {
+        "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
+        "synthesis": {
+            "world_entities": len(big.entities),
+            "world_edges": len(big.edges),
+            "verified_edges": len(big.verified_edges()),
+            "world_build_s": round(build_s, 1),
+            "world_load_s": round(load_s, 1),
+            "requested": args.tasks,
+            "tasks": len(tasks),
+            "seconds": round(synth_s, 2),
+            "tasks_per_s": round(len(tasks) / synth_s, 1),
+            "target": "100k tasks <= 60 s",
+            "per_type": dict(sorted(Counter(t.type for t in tasks).items())),
+            "shortfall": shortfall,
+        },
+    }
+    print(f"synthesis: {len(tasks)} tasks in {synth_s:.1f} s ({len(tasks) / synth_s:.0f}/s)")
+    del big, tasks
+
+    if not args.skip_oracle:
+        world, _, _ = world_at(args.work / "world-default", WorldConfig())
+        tasks, _ = synthesize(world, TaskConfig(), progress=False)
+        engine = load_engine(world.path)
+        t0 = time.perf_counter()
+        res = Oracle(world, engine).run(tasks, progress=True)
+        oracle_s = time.perf_counter() - t0
+        result["oracle"] = {
+            "world_entities": len(world.entities),
+            "tasks": len(tasks),
+            "seconds": round(oracle_s, 1),
+            "success": {k: round(v["success"], 4) for k, v in res.table().items()},
+            "counts": {k: v["n"] for k, v in res.table().items()},
+            "unsolved": res.unsolved,
+            "mean_turns": round(sum(len(t["turns"]) for t in res.transcripts) / max(len(tasks), 1), 2),
+            "target": "success >= 0.99",
+        }
+        print(f"oracle: {res.table()['all']['success']:.2%} of {len(tasks)} tasks in {oracle_s:.1f} s")
+    write_json(RESULTS, result)
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""Teacher scoring: a frozen teacher's log-probability and entropy at every token of the student's exact token ids.
+
+    scorer.score(sequences, masks) -> (logp, entropy)            tensors (B, L_max), aligned with `sequences`
+    scorer.score_full(sequences, masks) -> TeacherScores(logp, entropy, max_logp)
+
+Position t holds the teacher's view of token t given tokens < t; positions with mask 0 (prompt, observations,
+padding) and position 0 are 0. A teacher that cannot answer raises `TeacherUnavailable`; the trainer turns that into
+plain GRPO for the batch. A tokenizer mismatch between student and teacher is refused at construction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from abc import ABC, abstractmethod
+from typing import Any, Literal, NamedTuple
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+class TeacherUnavailable(RuntimeError):
+    """The teacher could not score this batch (server down, timeouts, malformed replies after retries)."""
+
+
+class TokenizerMismatch(ValueError):
+    """Student and teacher do not share a tokenizer, so teacher log-probs of student token ids are meaningless."""
+
+
+class TeacherScores(NamedTuple):
+    logp: torch.Tensor  # (B, L) log pi_T(token_t | tokens_<t)
+    entropy: torch.Tensor  # (B, L) H of pi_T(. | tokens_<t)
+    max_logp: torch.Tensor  # (B, L) max_v log pi_T(v | tokens_<t)
+
+
+# ------------------------------------------------------------------------------------------ tokenizer identity
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> dict:
+    """Vocabulary hash, size and special tokens: what must agree for token ids to mean the same thing."""
+    vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
+    digest = hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode("utf-8")).hexdigest()
+    special = {
+        name: getattr(tokenizer, f"{name}_token_id", None) for name in ("bos", "eos", "pad", "unk")
+    }
+    return {
+        "vocab_sha256": digest,
+        "vocab_size": len(vocab),
+        "special_ids": special,
+        "special_tokens": sorted(getattr(tokenizer, "all_special_tokens", [])),
+    }
+
+
+def check_same_tokenizer(student: Any, teacher: Any) -> None:
+    """Raise TokenizerMismatch naming what differs between the two tokenizers."""
+    a, b = tokenizer_fingerprint(student), tokenizer_fingerprint(teacher)
+    diffs = [k for k in a if a[k] != b[k]]
+    if diffs:
+        detail = "; ".join(f"{k}: student={a[k]!r} teacher={b[k]!r}" for k in diffs if k != "vocab_sha256")
+        raise TokenizerMismatch(
+            f"student and teacher tokenizers differ ({', '.join(diffs)}{'; ' + detail if detail else ''}). "
+            "TRAC scores the student's exact token ids, so the teacher must use the same tokenizer: pick a teacher "
+            "from the same model family or retrain the student with the teacher's tokenizer."
+        )
+
+
+# -------------------------------------------------------------------------------------------------- scorers
+
+
+class TeacherScorer(ABC):
+    """Scores the student's token ids under a frozen teacher."""
+
+    vocab_size: int
+
+    @abstractmethod
+    def score_full(self, sequences: list[list[int]], masks: list[list[int]]) -> TeacherScores: ...
+
+    def score(self, sequences: list[list[int]], masks: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        scores = self.score_full(sequences, masks)
+        return scores.logp, scores.entropy
+
+    def _check(self, sequences: list[list[int]], masks: list[list[int]]) -> None:
+        if len(sequences) != len(masks):
+            raise ValueError(f"{len(sequences)} sequences but {len(masks)} masks")
+        for i, (seq, m) in enumerate(zip(sequences, masks, strict=True)):
+            if len(seq) != len(m):
+                raise ValueError(f"sequence {i} has {len(seq)} tokens but its mask has {len(m)}")
+            if seq and (min(seq) < 0 or max(seq) >= self.vocab_size):
+                raise ValueError(f"sequence {i} has token ids outside the teacher vocabulary [0, {self.vocab_size})")
+
+
+def _empty(sequences: list[list[int]]) -> TeacherScores:
+    shape = (len(sequences), max((len(s) for s in sequences), default=0))
+    return TeacherScores(torch.zeros(shape), torch.zeros(shape), torch.zeros(shape))
+
+
+class HFTeacher(TeacherScorer):
+    """A local transformers causal LM, batched and without gradients.
+
+    The LM head runs over `chunk` positions at a time, so the full (L, |V|) logits never exist at once: with a 32k
+    vocabulary at 4k tokens that is 0.5 GB per sequence in float32. `chunk=None` projects the whole sequence."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        student_tokenizer: Any | None = None,
+        batch_size: int = 8,
+        chunk: int | None = 512,
+    ):
+        if student_tokenizer is not None:
+            check_same_tokenizer(student_tokenizer, tokenizer)
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.vocab_size = model.get_output_embeddings().weight.shape[0]
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.batch_size = batch_size
+        self.chunk = chunk
+
+    @torch.no_grad()
+    def score_full(self, sequences: list[list[int]], masks: list[list[int]]) -> TeacherScores:
+        self._check(sequences, masks)
+        out = _empty(sequences)
+        device = self.model.get_output_embeddings().weight.device
+        for start in range(0, len(sequences), self.batch_size):
+            rows = range(start, min(start + self.batch_size, len(sequences)))
+            length = max(len(sequences[i]) for i in rows)
+            if length < 2:
+                continue
+            ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
+            attn = torch.zeros((len(rows), length), dtype=torch.long)
+            for j, i in enumerate(rows):
+                ids[j, : len(sequences[i])] = torch.tensor(sequences[i])
+                attn[j, : len(sequences[i])] = 1
+            ids, attn = ids.to(device), attn.to(device)
+            hidden = self.model.get_decoder()(input_ids=ids, attention_mask=attn).last_hidden_state
+            head = self.model.get_output_embeddings()
+            step = self.chunk or length
+            for s in range(0, length - 1, step):
+                e = min(s + step, length - 1)
+                logp_all = torch.log_softmax(head(hidden[:, s:e]).float(), dim=-1)
+                target = ids[:, s + 1 : e + 1]
+                logp = logp_all.gather(-1, target[..., None]).squeeze(-1)
+                entropy = -(logp_all.exp() * logp_all).sum(-1)
+                max_logp = logp_all.max(-1).values
+                for j, i in enumerate(rows):
+                    n = max(0, min(e, len(sequences[i]) - 1) - s)  # positions of this chunk inside sequence i
+                    out.logp[i, s + 1 : s + 1 + n] = logp[j, :n].cpu()
+                    out.entropy[i, s + 1 : s + 1 + n] = entropy[j, :n].cpu()
+                    out.max_logp[i, s + 1 : s + 1 + n] = max_logp[j, :n].cpu()
+                del logp_all
+        return _apply_masks(out, masks)
+
+
+def _apply_masks(scores: TeacherScores, masks: list[list[int]]) -> TeacherScores:
+    m = torch.zeros_like(scores.logp)
+    for i, row in enumerate(masks):
+        m[i, : len(row)] = torch.tensor(row, dtype=m.dtype)
+    m[:, :1] = 0  # the first token has no prefix to be scored from
+    return TeacherScores(*(t * m for t in scores))
+
+
+class _Malformed(ValueError):
+    pass
+
+
+class OpenAITeacher(TeacherScorer):
+    """A teacher served by vLLM: POST /v1/completions with token-id prompts, `prompt_logprobs=k`, `max_tokens=1`.
+
+    Each reply's `choices[i].prompt_logprobs[t]` maps token ids (as strings) to {"logprob", "rank", ...} for the top-k
+    tokens plus the prompt's own token. Entropy is approximated from those: the known probabilities' entropy plus the
+    missing mass m, spread uniformly over the other |V| - n tokens (`tail="uniform"`, an upper estimate, so w_C never
+    overstates confidence) or as one lumped outcome (`tail="lumped"`, a lower estimate)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        vocab_size: int,
+        student_tokenizer: Any,
+        teacher_tokenizer: Any,
+        top_k: int = 20,
+        batch_size: int = 16,
+        timeout: float = 60.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        tail: Literal["uniform", "lumped"] = "uniform",
+    ):
+        check_same_tokenizer(student_tokenizer, teacher_tokenizer)
+        if tail not in ("uniform", "lumped"):
+            raise ValueError(f"tail must be 'uniform' or 'lumped', got {tail!r}")
+        self.url = base_url.rstrip("/") + ("/completions" if base_url.rstrip("/").endswith("/v1") else "/v1/completions")
+        self.model, self.vocab_size, self.top_k = model, vocab_size, top_k
+        self.batch_size, self.timeout, self.retries, self.backoff, self.tail = batch_size, timeout, retries, backoff, tail
+
+    def score_full(self, sequences: list[list[int]], masks: list[list[int]]) -> TeacherScores:
+        self._check(sequences, masks)
+        out = _empty(sequences)
+        for start in range(0, len(sequences), self.batch_size):
+            batch = sequences[start : start + self.batch_size]
+            for j, rows in enumerate(self._request(batch)):
+                for t, entry in enumerate(rows):
+                    out.logp[start + j, t], out.entropy[start + j, t], out.max_logp[start + j, t] = entry
+        return _apply_masks(out, masks)
+
+    def _request(self, batch: list[list[int]]) -> list[list[tuple[float, float, float]]]:
+        import httpx
+
+        body = {
+            "model": self.model,
+            "prompt": batch,
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "prompt_logprobs": self.top_k,
+        }
+        error: Exception | None = None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                reply = httpx.post(self.url, json=body, timeout=self.timeout)
+                if reply.status_code >= 500:
+                    raise _Malformed(f"HTTP {reply.status_code}: {reply.text[:200]}")
+                if reply.status_code >= 400:
+                    raise TeacherUnavailable(f"teacher refused the request: HTTP {reply.status_code}: {reply.text[:200]}")
+                return self._parse(reply.json(), batch)
+            except (httpx.TimeoutException, httpx.TransportError, _Malformed, json.JSONDecodeError) as e:
+                error = e
+                log.warning("teacher request failed (attempt %d/%d): %s", attempt + 1, self.retries + 1, e)
+        raise TeacherUnavailable(f"teacher at {self.url} failed {self.retries + 1} times; last error: {error}")
+
+    def _parse(self, data: Any, batch: list[list[int]]) -> list[list[tuple[float, float, float]]]:
+        try:
+            choices = sorted(data["choices"], key=lambda c: c["index"])
+        except (TypeError, KeyError) as e:
+            raise _Malformed(f"reply has no choices[].index: {str(data)[:200]}") from e
+        if len(choices) != len(batch):
+            raise _Malformed(f"sent {len(batch)} prompts, got {len(choices)} choices")
+        return [self._parse_choice(c, seq) for c, seq in zip(choices, batch, strict=True)]
+
+    def _parse_choice(self, choice: dict, seq: list[int]) -> list[tuple[float, float, float]]:
+        plp = choice.get("prompt_logprobs")
+        if not isinstance(plp, list) or len(plp) != len(seq):
+            raise _Malformed(f"prompt_logprobs missing or of the wrong length for a {len(seq)}-token prompt")
+        rows = [(0.0, 0.0, 0.0)]
+        for t in range(1, len(seq)):
+            entry = plp[t]
+            try:
+                known = {int(k): float(v["logprob"]) for k, v in entry.items()}
+                rows.append((known[seq[t]], *self._entropy(list(known.values()))))
+            except (AttributeError, KeyError, TypeError, ValueError) as e:
+                raise _Malformed(f"prompt_logprobs[{t}] does not hold token {seq[t]}: {str(entry)[:200]}") from e
+        return rows
+
+    def _entropy(self, logps: list[float]) -> tuple[float, float]:
+        probs = [math.exp(x) for x in logps]
+        h = -sum(p * x for p, x in zip(probs, logps, strict=True))
+        missing = max(0.0, 1.0 - sum(probs))
+        if missing > 1e-12:
+            others = max(1, self.vocab_size - len(probs)) if self.tail == "uniform" else 1
+            h += -missing * math.log(missing / others)
+        return h, max(logps)

@@ -1,0 +1,310 @@
+"""TRAC: teacher token rewards with three calibrations, and the TRAC-GRPO advantage.
+
+Pure functions on torch tensors; no trainer state. The equations are our reconstruction of Wu et al. (ACL 2026),
+written out in docs/trac.md (PAPERS.md part B). Shapes used throughout:
+
+    B  rollouts in the batch, T completion tokens (right-padded), G groups (one per prompt)
+    rewards      (B,)    outcome reward R_i
+    gid          (B,)    long group id in [0, G); build it with `group_ids(B, n)` for the (G groups x n) layout
+    mask         (B, T)  1 = model-generated token, 0 = observation / padding (never gets teacher reward)
+    teacher_logp, behaviour_logp, teacher_entropy, teacher_max_logp   (B, T)
+    pass_rate    (B,)    teacher pass rate of the rollout's prompt, NaN when unknown
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from searchgym.config import YamlConfig
+
+
+@dataclasses.dataclass
+class TRACConfig(YamlConfig):
+    """Every factor of TRAC-GRPO is a switch here; defaults are [ours] unless docs/trac.md says otherwise."""
+
+    estimator: str = "trac"  # grpo | trac | uncalibrated | reward_mix | distill (see estimators.ESTIMATORS)
+    lam: float = 0.1  # lambda: weight of the teacher term (sweep 0.05-0.5)
+    clip: float = 5.0  # c: raw token reward clipped to [-c, c]
+    normalize: bool = True  # group normalisation of the token reward over valid tokens
+    norm_eps: float = 1e-6
+    outcome_scale: bool = True  # divide A_i by the group std (TRL scale_rewards="group")
+    outcome_eps: float = 1e-4  # same epsilon as TRL, so estimator "grpo" equals TRL's advantages
+    success_threshold: float = 0.5  # R_i >= threshold counts as a correct rollout (w_D, relative w_P)
+    use_wp: bool = True
+    wp_variant: Literal["pass_rate", "hard_gate", "relative"] = "pass_rate"
+    wp_tau: float = 0.5  # hard gate: w_P = 1 if pass rate >= tau
+    wp_unknown: float = 1.0  # w_P when the prompt has no cached teacher pass rate
+    use_wd: bool = True
+    wd_variant: Literal["auc", "agreement"] = "auc"
+    wd_window: int = 32  # running average over this many recent mixed groups
+    wd_init: float = 0.5  # running average before any mixed group was seen
+    use_wc: bool = True
+    wc_variant: Literal["entropy", "exp", "max_prob"] = "entropy"
+    wc_tau: float = 1.0  # temperature of the "exp" variant
+    clamp_eta: float | None = None  # sign-preserving clamp of the teacher term to +-eta*|A_i|; None = off
+
+
+@dataclasses.dataclass(frozen=True)
+class WDState:
+    """Running w_D over recent mixed groups, used for single-outcome groups. Immutable: functions return a new one."""
+
+    history: tuple[float, ...] = ()
+    window: int = 32
+    init: float = 0.5
+
+    @property
+    def value(self) -> float:
+        return sum(self.history) / len(self.history) if self.history else self.init
+
+    def push(self, values: list[float]) -> WDState:
+        return dataclasses.replace(self, history=(self.history + tuple(values))[-self.window :])
+
+
+# ---------------------------------------------------------------------------------------------------- groups
+
+
+def group_ids(batch_size: int, groups: int | torch.Tensor) -> torch.Tensor:
+    """(B,) long group ids: `groups` is either the group size n (contiguous G x n layout) or an id tensor."""
+    if isinstance(groups, torch.Tensor):
+        if groups.shape != (batch_size,):
+            raise ValueError(f"group ids must have shape ({batch_size},), got {tuple(groups.shape)}")
+        _, inverse = torch.unique(groups, return_inverse=True)
+        return inverse.long()
+    if groups < 1 or batch_size % groups:
+        raise ValueError(f"batch of {batch_size} rollouts is not a whole number of groups of {groups}")
+    return torch.arange(batch_size) // groups
+
+
+def _group_sum(values: torch.Tensor, gid: torch.Tensor) -> torch.Tensor:
+    """Sum (B,) values into (G,) groups."""
+    num_groups = int(gid.max()) + 1 if gid.numel() else 0
+    return torch.zeros(num_groups, dtype=values.dtype, device=values.device).index_add_(0, gid, values)
+
+
+def outcome_advantage(
+    rewards: torch.Tensor, gid: torch.Tensor, scale: bool = True, eps: float = 1e-4
+) -> torch.Tensor:
+    """GRPO: A_i = (R_i - mean_g R) / (std_g R + eps), std with Bessel's correction (0 for 1-rollout groups)."""
+    rewards = rewards.float()
+    count = _group_sum(torch.ones_like(rewards), gid)
+    mean = _group_sum(rewards, gid) / count
+    centered = rewards - mean[gid]
+    if not scale:
+        return centered
+    var = _group_sum(centered**2, gid) / (count - 1).clamp(min=1)
+    std = torch.where(count > 1, var.sqrt(), torch.zeros_like(var))
+    return centered / (std[gid] + eps)
+
+
+# ---------------------------------------------------------------------------------------------- token reward
+
+
+def raw_token_reward(
+    teacher_logp: torch.Tensor, behaviour_logp: torch.Tensor, mask: torch.Tensor, clip: float = 5.0
+) -> torch.Tensor:
+    """r_{i,t} = clip(log pi_T - log pi_old, -c, c) on model tokens, 0 elsewhere. (B, T)."""
+    r = (teacher_logp.float() - behaviour_logp.float()).clamp(-clip, clip)
+    return torch.where(mask.bool(), r, torch.zeros_like(r))
+
+
+def normalize_token_reward(
+    r: torch.Tensor, mask: torch.Tensor, gid: torch.Tensor, eps: float = 1e-6
+) -> torch.Tensor:
+    """r_hat = (r - mu_q) / (sigma_q + eps), mean and (population) std over all valid tokens of the group. (B, T)."""
+    m = mask.float()
+    count = _group_sum(m.sum(1), gid)
+    mean = _group_sum((r * m).sum(1), gid) / count.clamp(min=1)
+    centered = (r - mean[gid, None]) * m
+    var = _group_sum((centered**2).sum(1), gid) / count.clamp(min=1)
+    return centered / (var.sqrt()[gid, None] + eps)
+
+
+def trajectory_score(r: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """S_i = mean over valid tokens of r_{i,t}; 0 for a rollout without model tokens. (B,)."""
+    m = mask.float()
+    return (r * m).sum(1) / m.sum(1).clamp(min=1)
+
+
+# ------------------------------------------------------------------------------------------- calibrations
+
+
+def success(rewards: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """(B,) bool: rollouts counted as correct."""
+    return rewards.float() >= threshold
+
+
+def group_pass_rate(rewards: torch.Tensor, gid: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """(B,) the student's pass rate in each rollout's group."""
+    ok = success(rewards, threshold).float()
+    return (_group_sum(ok, gid) / _group_sum(torch.ones_like(ok), gid))[gid]
+
+
+def _wp_pass_rate(p: torch.Tensor, student: torch.Tensor | None, tau: float) -> torch.Tensor:
+    return p.clamp(0, 1)
+
+
+def _wp_hard_gate(p: torch.Tensor, student: torch.Tensor | None, tau: float) -> torch.Tensor:
+    return (p >= tau).float()
+
+
+def _wp_relative(p: torch.Tensor, student: torch.Tensor | None, tau: float) -> torch.Tensor:
+    if student is None:
+        raise ValueError("w_P variant 'relative' needs the student's group pass rate")
+    # p_T / max(p_T, p_S): full trust when the teacher solves q at least as often as the student; 0/0 -> 0
+    top = torch.maximum(p, student)
+    return torch.where(top > 0, p / top.clamp(min=1e-12), torch.zeros_like(p))
+
+
+WP_VARIANTS = {"pass_rate": _wp_pass_rate, "hard_gate": _wp_hard_gate, "relative": _wp_relative}
+
+
+def w_problem(
+    pass_rate: torch.Tensor,
+    variant: str = "pass_rate",
+    tau: float = 0.5,
+    student_pass_rate: torch.Tensor | None = None,
+    unknown: float = 1.0,
+) -> torch.Tensor:
+    """Problem-level expertise w_P in [0, 1], (B,). NaN pass rates (prompt not cached) get `unknown`."""
+    if variant not in WP_VARIANTS:
+        raise ValueError(f"unknown w_P variant {variant!r}; choose one of {sorted(WP_VARIANTS)}")
+    p = pass_rate.float()
+    known = ~torch.isnan(p)
+    w = WP_VARIANTS[variant](torch.nan_to_num(p, nan=0.0), student_pass_rate, tau)
+    return torch.where(known, w, torch.full_like(w, unknown))
+
+
+def group_auc(scores: torch.Tensor, correct: torch.Tensor, gid: torch.Tensor) -> torch.Tensor:
+    """(G,) AUC of S between correct and wrong rollouts of each group, ties count 1/2; NaN if single-outcome."""
+    num_groups = int(gid.max()) + 1 if gid.numel() else 0
+    auc = torch.full((num_groups,), float("nan"))
+    for g in range(num_groups):
+        s, c = scores[gid == g], correct[gid == g]
+        pos, neg = s[c], s[~c]
+        if pos.numel() and neg.numel():
+            diff = pos[:, None] - neg[None, :]
+            auc[g] = ((diff > 0).float() + 0.5 * (diff == 0).float()).mean()
+    return auc
+
+
+def w_discrimination_auc(
+    scores: torch.Tensor, correct: torch.Tensor, gid: torch.Tensor, state: WDState
+) -> tuple[torch.Tensor, torch.Tensor, WDState]:
+    """w_D = clip(2 AUC - 1, 0, 1) per group; single-outcome groups use the running mean of recent mixed groups.
+
+    Returns (w_D (B,), AUC (G,), new state)."""
+    auc = group_auc(scores, correct, gid)
+    w_group = (2 * auc - 1).clamp(0, 1)
+    mixed = ~torch.isnan(auc)
+    new_state = state.push(w_group[mixed].tolist())
+    w_group = torch.where(mixed, w_group, torch.full_like(w_group, state.value))
+    return w_group[gid], auc, new_state
+
+
+def w_discrimination_agreement(
+    scores: torch.Tensor, rewards: torch.Tensor, gid: torch.Tensor, state: WDState
+) -> tuple[torch.Tensor, WDState]:
+    """Per rollout: 1 if sign(R_i - mean R) agrees with sign(S_i - mean S), 0 if it disagrees, 1/2 if S_i = mean S.
+
+    Rollouts whose R_i equals the group mean (all of a single-outcome group) use the running state."""
+    count = _group_sum(torch.ones_like(scores), gid)
+    dr = rewards.float() - (_group_sum(rewards.float(), gid) / count)[gid]
+    ds = scores - (_group_sum(scores, gid) / count)[gid]
+    agree = 0.5 * (1 + torch.sign(dr) * torch.sign(ds))
+    informative = dr != 0
+    new_state = state.push([agree[informative].mean().item()] if informative.any() else [])
+    return torch.where(informative, agree, torch.full_like(agree, state.value)), new_state
+
+
+def _wc_entropy(entropy: torch.Tensor, max_logp: torch.Tensor | None, vocab_size: int, tau: float):
+    return (1 - entropy / math.log(vocab_size)).clamp(0, 1)
+
+
+def _wc_exp(entropy: torch.Tensor, max_logp: torch.Tensor | None, vocab_size: int, tau: float):
+    return torch.exp(-entropy.clamp(min=0) / tau)
+
+
+def _wc_max_prob(entropy: torch.Tensor, max_logp: torch.Tensor | None, vocab_size: int, tau: float):
+    if max_logp is None:
+        raise ValueError("w_C variant 'max_prob' needs the teacher's max log-probability per token")
+    return torch.exp(max_logp.float()).clamp(0, 1)
+
+
+WC_VARIANTS = {"entropy": _wc_entropy, "exp": _wc_exp, "max_prob": _wc_max_prob}
+
+
+def w_confidence(
+    entropy: torch.Tensor,
+    mask: torch.Tensor,
+    variant: str = "entropy",
+    vocab_size: int | None = None,
+    tau: float = 1.0,
+    max_logp: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Token-level confidence w_C in [0, 1], (B, T); 0 on masked tokens."""
+    if variant not in WC_VARIANTS:
+        raise ValueError(f"unknown w_C variant {variant!r}; choose one of {sorted(WC_VARIANTS)}")
+    if variant == "entropy" and (vocab_size is None or vocab_size < 2):
+        raise ValueError("w_C variant 'entropy' needs the vocabulary size (>= 2) for log|V|")
+    w = WC_VARIANTS[variant](entropy.float(), max_logp, vocab_size or 2, tau)
+    return torch.where(mask.bool(), w, torch.zeros_like(w))
+
+
+def combine(
+    w_p: torch.Tensor | None, w_d: torch.Tensor | None, w_c: torch.Tensor | None, mask: torch.Tensor
+) -> torch.Tensor:
+    """omega = w_P * w_D * w_C (a disabled factor, None, counts as 1); (B, T), 0 on masked tokens."""
+    omega = mask.float().clone()
+    for w in (w_p, w_d):
+        if w is not None:
+            omega = omega * w[:, None]
+    return omega * w_c if w_c is not None else omega
+
+
+def trac_advantage(
+    outcome: torch.Tensor,
+    r_hat: torch.Tensor,
+    omega: torch.Tensor,
+    mask: torch.Tensor,
+    lam: float = 0.1,
+    clamp_eta: float | None = None,
+) -> torch.Tensor:
+    """A_hat_{i,t} = A_i + lam * omega * r_hat, teacher term optionally clamped to +-eta*|A_i|. (B, T)."""
+    term = lam * omega * r_hat * mask.float()
+    if clamp_eta is not None:
+        bound = clamp_eta * outcome.abs()[:, None]
+        term = torch.maximum(torch.minimum(term, bound), -bound)
+    return outcome[:, None].float() + term
+
+
+# ----------------------------------------------------------------------------------------------- pass rates
+
+
+def load_pass_rates(path: str | Path) -> dict[str, float]:
+    """Read `<taskset_dir>/pass_rates.json` = {"model", "k", "pass_rates": {task_id: rate}}."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "pass_rates.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found; compute the teacher pass rates first (see docs/trac.md)")
+    try:
+        data = json.loads(path.read_text())
+        rates = {str(k): float(v) for k, v in data["pass_rates"].items()}
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ValueError(f"{path}: expected {{'model', 'k', 'pass_rates': {{task_id: rate}}}} ({e})") from e
+    bad = {k: v for k, v in rates.items() if not 0.0 <= v <= 1.0}
+    if bad:
+        raise ValueError(f"{path}: pass rates must lie in [0, 1]; got {dict(list(bad.items())[:3])}")
+    return rates
+
+
+def pass_rate_tensor(task_ids: list[str | None], rates: dict[str, float] | None) -> torch.Tensor:
+    """(B,) pass rate per rollout, NaN where the task has no cached rate."""
+    rates = rates or {}
+    return torch.tensor([rates.get(str(t), float("nan")) if t is not None else float("nan") for t in task_ids])

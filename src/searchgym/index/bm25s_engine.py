@@ -1,0 +1,164 @@
+"""BM25 over a precomputed score matrix built by the `bm25s` library, queried with a lean numpy path.
+
+bm25s computes every (term, document) BM25 weight at index time and stores them as a CSC matrix
+(`data`, `indices`, `indptr`). A query is then a sum of a few posting lists. We keep bm25s's index math but
+replace its per-query machinery (tokeniser objects, weight masks, full-corpus sort) with: cached stemming,
+a dict lookup per word, one `scores[postings] += weights` per term, and `argpartition` over the touched
+documents only. The arrays are saved as .npy and memory-mapped, so loading is O(1) in corpus size.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from searchgym.config import YamlConfig
+from searchgym.index.base import SearchEngine, SearchHit, register_engine
+from searchgym.index.docstore import DocStore
+from searchgym.index.text import FuzzyVocab, Tokenizer
+from searchgym.io import write_json
+from searchgym.world.types import Document
+
+FIRST_DEPTH = 64  # documents taken from the top of each long posting list on the first pass
+
+
+@dataclass
+class Bm25sConfig(YamlConfig):
+    k1: float = 1.5  # bm25s / Lucene defaults
+    b: float = 0.75
+    title_weight: int = 2  # title words are counted this many times: an entity's own article wins its name
+    fuzzy: bool = True  # out-of-vocabulary query words match vocabulary words within one edit
+    fuzzy_min_chars: int = 4  # shorter words are never corrected
+
+
+@register_engine("bm25s")
+class Bm25sEngine(SearchEngine):
+    config_class = Bm25sConfig
+
+    def __init__(self, store: DocStore, vocab: list[str], data, indices, indptr, impact, config: Bm25sConfig):
+        self.store, self.config = store, config
+        self.vocab = {t: i for i, t in enumerate(vocab)}
+        self.data, self.indices, self.indptr = data, indices, indptr
+        self.impact = impact  # positions into data/indices, each term's postings by weight, highest first
+        self.tokenizer = Tokenizer()
+        self.fuzzy = FuzzyVocab(self.vocab, config.fuzzy_min_chars) if config.fuzzy else None
+
+    # ---- building -------------------------------------------------------------------------------------
+    @classmethod
+    def from_documents(cls, docs: list[Document], config: Bm25sConfig | None = None) -> Bm25sEngine:
+        import bm25s
+
+        config = config or Bm25sConfig()
+        tok = Tokenizer()
+        vocab: dict[str, int] = {}
+        corpus_ids = []
+        for d in docs:
+            words = tok.tokenize(d.title) * config.title_weight + tok.tokenize(d.text)
+            corpus_ids.append([vocab.setdefault(w, len(vocab)) for w in words])
+        if not vocab:
+            vocab[""] = 0  # bm25s needs at least one column; the empty term never matches a query
+        model = bm25s.BM25(k1=config.k1, b=config.b, method="lucene")
+        m = model.build_index_from_ids(list(range(len(vocab))), corpus_ids, show_progress=False)
+        data, indices, indptr, impact = _orders(m["data"], m["indices"], m["indptr"])
+        return cls(DocStore.from_documents(docs), list(vocab), data, indices, indptr, impact, config)
+
+    @classmethod
+    def build_into(cls, docs: list[Document], directory: Path, config: Bm25sConfig | None = None) -> None:
+        cls.from_documents(docs, config).save(directory)
+
+    def save(self, directory: Path) -> None:
+        self.store.save(directory)
+        np.save(directory / "data.npy", np.asarray(self.data, dtype=np.float32))
+        np.save(directory / "indices.npy", np.asarray(self.indices, dtype=np.int32))
+        np.save(directory / "indptr.npy", np.asarray(self.indptr, dtype=np.int64))
+        np.save(directory / "impact.npy", np.asarray(self.impact, dtype=np.int64))
+        (directory / "vocab.json").write_text(json.dumps(list(self.vocab), ensure_ascii=False))
+        write_json(directory / "config.json", self.config.to_dict())
+
+    @classmethod
+    def load(cls, directory: Path, **overrides) -> Bm25sEngine:
+        config = Bm25sConfig.from_dict({**json.loads((directory / "config.json").read_text()), **overrides})
+        arrays = [
+            np.load(directory / f"{n}.npy", mmap_mode="r") for n in ("data", "indices", "indptr", "impact")
+        ]
+        vocab = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
+        return cls(DocStore.load(directory), vocab, *arrays, config)
+
+    # ---- querying -------------------------------------------------------------------------------------
+    def term_ids(self, query: str) -> list[int]:
+        ids = []
+        for word in self.tokenizer.words(query):
+            stem = self.tokenizer.stem(word)
+            i = self.vocab.get(stem)
+            if i is not None:
+                ids.append(i)
+            elif self.fuzzy is not None:
+                ids.extend(sorted(set(self.fuzzy.candidates(word)) | set(self.fuzzy.candidates(stem))))
+        return ids
+
+    def search(self, query: str, k: int = 5) -> list[SearchHit]:
+        ids = self.term_ids(query)
+        if not ids or k < 1:
+            return []
+        docs, scores = self._top_k(ids, k)
+        return [self.store.hit(int(d), float(s)) for d, s in zip(docs, scores, strict=True)]
+
+    def _posting(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        s, e = self.indptr[t], self.indptr[t + 1]
+        return self.indices[s:e], self.data[s:e]
+
+    def _top_k(self, ids: list[int], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact BM25 top-k without scoring whole posting lists (a threshold algorithm on impact order).
+
+        Candidates are the first m documents of every posting list in weight order (all of a short list).
+        A document outside the candidates scores at most the sum of the m-th weights of the truncated lists
+        ("tail"). If that is below the k-th best candidate score, the candidates hold the exact top-k
+        (ties included); otherwise m doubles. Candidates are scored exactly by binary search in each
+        doc-ordered list. Ties break by document order, so results are deterministic.
+        """
+        terms, counts = np.unique(np.asarray(ids, dtype=np.int64), return_counts=True)
+        starts, lengths = self.indptr[terms], self.indptr[terms + 1] - self.indptr[terms]
+        postings = [self._posting(int(t)) for t in terms]
+        m = max(k, FIRST_DEPTH)
+        while True:
+            take = np.minimum(lengths, m)
+            cands = np.unique(
+                np.concatenate(
+                    [self.indices[self.impact[s : s + n]] for s, n in zip(starts, take, strict=True)]
+                )
+            )
+            scores = self._exact(cands, postings, counts)
+            cut = take < lengths
+            tail = float((self.data[self.impact[starts[cut] + take[cut] - 1]] * counts[cut]).sum())
+            if not cut.any() or (
+                len(cands) >= k and tail < np.partition(scores, len(cands) - k)[len(cands) - k]
+            ):
+                break
+            m *= 4
+        order = np.lexsort((cands, -scores))[:k]
+        return cands[order], scores[order]
+
+    @staticmethod
+    def _exact(cands: np.ndarray, postings, counts) -> np.ndarray:
+        scores = np.zeros(len(cands), dtype=np.float32)
+        for (docs, weights), c in zip(postings, counts, strict=True):
+            pos = np.minimum(np.searchsorted(docs, cands), len(docs) - 1)
+            scores += np.where(docs[pos] == cands, weights[pos], 0.0) * c
+        return scores
+
+    def access(self, url: str) -> Document | None:
+        return self.store.access(url)
+
+
+def _orders(data, indices, indptr) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Posting lists sorted by document (for binary search) and each list's weight order (for top-m)."""
+    data, indices, indptr = (np.asarray(a) for a in (data, indices, indptr))
+    indptr = indptr.astype(np.int64)
+    column = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+    by_doc = np.lexsort((indices, column))
+    data, indices = data[by_doc].astype(np.float32), indices[by_doc].astype(np.int32)
+    impact = np.lexsort((np.arange(len(data)), -data, column)).astype(np.int64)
+    return data, indices, indptr, impact

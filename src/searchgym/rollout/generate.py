@@ -1,0 +1,109 @@
+"""One interface for every generation backend: token ids in, exact token ids and behaviour log-probs out.
+
+The behaviour log-prob of a sampled token is `log_softmax(logits / temperature)` at that token (temperature 1 for
+greedy decoding), computed before top-p filtering: the quantity TRL recomputes for importance sampling.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+FinishReason = Literal["stop", "eos", "length"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_new_tokens: int = 256
+    temperature: float = 1.0  # 0 = greedy
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()  # generation ends with the token that completes any of these strings
+    seed: int = 0
+
+
+@dataclass
+class Generation:
+    token_ids: list[int]
+    logprobs: list[float]
+    finish_reason: FinishReason
+    meta: dict = field(default_factory=dict)
+
+
+class Generator(ABC):
+    """Generate one continuation per prompt; `max_new_tokens` may differ per prompt (token budgets)."""
+
+    name: str = "abstract"
+    model_seconds: float = 0.0  # cumulative wall time inside the model / server (benchmarks subtract it)
+
+    @abstractmethod
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        params: SamplingParams,
+        max_new_tokens: Sequence[int] | None = None,
+    ) -> list[Generation]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+
+GENERATORS: dict[str, Callable[..., Generator]] = {}
+
+
+def register_generator(name: str) -> Callable[[type[Generator]], type[Generator]]:
+    def deco(cls: type[Generator]) -> type[Generator]:
+        if name in GENERATORS:
+            raise ValueError(f"generator {name!r} registered twice")
+        cls.name = name
+        GENERATORS[name] = cls
+        return cls
+
+    return deco
+
+
+class StopChecker:
+    """Finds the first generated token that completes a stop string, without decoding whole sequences.
+
+    Stop strings that are an added token (e.g. the protocol tags of the tiny tokenizer) are matched by id; others by decoding a short tail of the generation
+    (4 tokens per character covers multi-byte UTF-8 split across byte-level tokens).
+    """
+
+    def __init__(self, tokenizer, stop: Sequence[str], eos_ids: Sequence[int]):
+        self.tokenizer = tokenizer
+        self.eos_ids = {i for i in eos_ids if i is not None}
+        self.stop_ids: set[int] = set()
+        self.stop_texts: list[str] = []
+        added = tokenizer.get_added_vocab()  # added tokens are never merged with neighbours
+        for s in stop:
+            if s in added:
+                self.stop_ids.add(added[s])
+            else:
+                self.stop_texts.append(s)
+        self.window = max((4 * len(s) + 2 for s in self.stop_texts), default=0)
+
+    def check(self, generated: list[int]) -> FinishReason | None:
+        last = generated[-1]
+        if last in self.eos_ids:
+            return "eos"
+        if last in self.stop_ids:
+            return "stop"
+        if self.stop_texts:
+            tail = self.tokenizer.decode(generated[-self.window :], skip_special_tokens=False)
+            if any(s in tail for s in self.stop_texts):
+                return "stop"
+        return None
+
+
+def eos_token_ids(tokenizer, model=None) -> list[int]:
+    """Every id that ends a generation: the tokenizer's eos plus the model's generation_config eos (chat models
+    often end turns with a different token than the tokenizer's eos)."""
+    ids = {tokenizer.eos_token_id}
+    gen_cfg = getattr(model, "generation_config", None)
+    extra = getattr(gen_cfg, "eos_token_id", None)
+    if isinstance(extra, int):
+        ids.add(extra)
+    elif extra:
+        ids.update(extra)
+    return sorted(i for i in ids if i is not None)

@@ -1,0 +1,139 @@
+"""Generation through any OpenAI-compatible completions server (vLLM, SGLang) with token-id prompts.
+
+Each prompt is one `POST /v1/completions` request with `prompt` as a list of token ids, `logprobs: 0` (the sampled
+token's log-prob) and the vLLM extensions `return_tokens_as_token_ids` / `return_token_ids` so the exact generated
+ids come back (text is never re-tokenised). Requests run concurrently in a thread pool, each with a timeout and
+retries with exponential backoff on connection errors, 429 and 5xx.
+
+Behaviour log-probs: start vLLM with `--logprobs-mode processed_logprobs` so its log-probs are computed after
+temperature scaling, matching `HFGenerator` and TRL's recomputation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from searchgym.rollout.generate import Generation, Generator, SamplingParams, register_generator
+
+RETRY_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+class GenerationServerError(RuntimeError):
+    """The server failed or answered in a shape we cannot read; the message names the server and the reason."""
+
+
+def parse_choice(choice: dict[str, Any], eos_ids: set[int]) -> Generation:
+    """Token ids and log-probs from one completions choice (vLLM `token_ids` or `token_id:N` tokens)."""
+    lp = choice.get("logprobs") or {}
+    token_logprobs = lp.get("token_logprobs")
+    ids = choice.get("token_ids")
+    if ids is None:
+        tokens = lp.get("tokens") or []
+        if not all(isinstance(t, str) and t.startswith("token_id:") for t in tokens):
+            raise GenerationServerError(
+                "the server returned token strings, not ids; use a server that supports "
+                "`return_tokens_as_token_ids` or `return_token_ids` (vLLM, SGLang) so tokens are never re-tokenised"
+            )
+        ids = [int(t.split(":", 1)[1]) for t in tokens]
+    if token_logprobs is None or len(token_logprobs) != len(ids):
+        raise GenerationServerError("the server returned no per-token logprobs; it must support `logprobs: 0`")
+    reason = choice.get("finish_reason") or "length"
+    if reason == "stop" and ids and ids[-1] in eos_ids:
+        reason = "eos"
+    return Generation(
+        token_ids=[int(i) for i in ids],
+        logprobs=[float("nan") if x is None else float(x) for x in token_logprobs],
+        finish_reason=reason if reason in ("stop", "eos", "length") else "length",
+    )
+
+
+@register_generator("openai")
+class OpenAIGenerator(Generator):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        eos_ids: Sequence[int] = (),
+        concurrency: int = 16,
+        timeout: float = 120.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        api_key: str | None = None,
+    ):
+        base = base_url.rstrip("/")
+        self.url = base + ("/completions" if base.endswith("/v1") else "/v1/completions")
+        self.model = model
+        self.eos_ids = set(eos_ids)
+        self.retries = retries
+        self.backoff = backoff
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = httpx.Client(timeout=timeout, headers=headers, limits=httpx.Limits(max_connections=concurrency))
+        self.pool = ThreadPoolExecutor(max_workers=concurrency)
+
+    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        error = ""
+        for attempt in range(self.retries + 1):
+            try:
+                r = self.client.post(self.url, json=body)
+                if r.status_code == 200:
+                    return r.json()
+                error = f"HTTP {r.status_code}: {r.text[:300]}"
+                if r.status_code not in RETRY_STATUS:
+                    break
+            except httpx.TransportError as e:  # connection refused, reset, timeout
+                error = f"{type(e).__name__}: {e}"
+            if attempt < self.retries:
+                time.sleep(self.backoff * 2**attempt)
+        raise GenerationServerError(f"{self.url} failed after {self.retries + 1} attempt(s): {error}")
+
+    def _one(self, prompt: Sequence[int], budget: int, params: SamplingParams, seed: int) -> Generation:
+        if budget <= 0:
+            return Generation([], [], "length")
+        body = {
+            "model": self.model,
+            "prompt": list(prompt),
+            "max_tokens": budget,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "stop": list(params.stop) or None,
+            "seed": seed,
+            "logprobs": 0,
+            "return_tokens_as_token_ids": True,
+            "return_token_ids": True,
+            "include_stop_str_in_output": True,
+            "skip_special_tokens": False,
+        }
+        data = self._post(body)
+        try:
+            choice = data["choices"][0]
+        except (KeyError, IndexError, TypeError) as e:
+            raise GenerationServerError(f"{self.url}: no choices in the response: {str(data)[:300]}") from e
+        return parse_choice(choice, self.eos_ids)
+
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        params: SamplingParams,
+        max_new_tokens: Sequence[int] | None = None,
+    ) -> list[Generation]:
+        budgets = list(max_new_tokens) if max_new_tokens is not None else [params.max_new_tokens] * len(prompts)
+        if len(budgets) != len(prompts):
+            raise ValueError(f"{len(budgets)} token budgets for {len(prompts)} prompts")
+        t0 = time.perf_counter()
+        # distinct, reproducible seed per prompt of the call
+        futures = [
+            self.pool.submit(self._one, p, b, params, params.seed + i)
+            for i, (p, b) in enumerate(zip(prompts, budgets, strict=True))
+        ]
+        out = [f.result() for f in futures]
+        self.model_seconds += time.perf_counter() - t0
+        return out
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.client.close()

@@ -1,0 +1,263 @@
+"""A scripted solver that proves each task solvable *by retrieval* and records gold transcripts.
+
+The oracle plays the agent through the real `SearchEnv` over the real engine. It knows the task's logical form
+(the relations and constraints the question states) and the names it has read -- never the answer. For a hop it
+searches "<known name> <relation query phrase>", picks the hit whose title is that name, opens it (reading further
+parts if needed) and reads the other end's name from the sentence stating the fact. For a description ("the person
+who was born in X and whose birth year is 1950") it searches the stated names and values and opens hits until one
+article states every constraint. Comparisons read both attribute values. Every action and observation is exactly what
+the environment produced, so the transcripts can warm-start a policy with supervised fine-tuning.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from searchgym.env.env import EnvConfig, SearchEnv
+from searchgym.io import write_jsonl
+from searchgym.tasks.synth import attribute_specs, relation_specs
+from searchgym.tasks.types import Task
+
+_DOC = re.compile(r"\[Doc \d+\]\((\S+)\) ([^\n]*)")
+_PAGE = re.compile(r"\[Page (\d+) of (\d+)\]")
+
+
+def oracle_env_config(**overrides: Any) -> EnvConfig:
+    """The oracle's env: 32 turns (the paper's training budget for 7B models), otherwise the env defaults."""
+    return EnvConfig(**{"max_turns": 32, **overrides})
+
+
+class Stuck(Exception):
+    """The oracle could not make progress (the reason is the message)."""
+
+
+class Episode:
+    """One oracle attempt: wraps the env, remembers what it has read."""
+
+    def __init__(self, oracle: Oracle, task: Task):
+        self.o, self.task = oracle, task
+        self.env = SearchEnv(oracle.engine, oracle.env_cfg)
+        self.prompt = self.env.reset(task)
+        self.turns: list[dict[str, str]] = []
+        self.summary: dict[str, Any] | None = None
+        self.article_url: dict[str, str] = {}  # entity id -> URL found for it
+        self.pages: dict[str, list[str]] = {}  # URL -> texts of the parts read so far
+        self.total_pages: dict[str, int] = {}
+
+    def act(self, think: str, tag: str, arg: str) -> str:
+        if self.env.done:
+            raise Stuck("the episode ended (turn budget) before the oracle could answer")
+        text = f"<think>{think}</think>\n<{tag}>{arg}</{tag}>"
+        obs, _, done, info = self.env.step(text)
+        self.turns.append({"action": text, "observation": obs})
+        if done:
+            self.summary = info["episode"]
+            if tag != "answer":
+                raise Stuck(f"the episode ended ({info['episode']['done_reason']}) before an answer")
+        return obs
+
+    # -- reading
+    def search(self, think: str, query: str) -> list[tuple[str, str]]:
+        """(url, title) of the hits, parsed from the observation the agent sees."""
+        return _DOC.findall(self.act(think, "search", query))
+
+    def read_part(self, url: str, part: int, think: str) -> str | None:
+        parts = self.pages.setdefault(url, [])
+        while len(parts) < part:
+            n = len(parts) + 1
+            if url in self.total_pages and n > self.total_pages[url]:
+                return None
+            obs = self.act(think, "access", url if n == 1 else f"{url}#{n}")
+            m = _PAGE.search(obs)
+            if m is None:
+                return None
+            self.total_pages[url] = int(m.group(2))
+            parts.append(obs)
+        return parts[part - 1]
+
+    def find_in_article(self, url: str, needles: list[str], think: str) -> bool:
+        """Open parts of the article until every needle has been seen in what was read."""
+        part = 1
+        while True:
+            text = self.read_part(url, part, think)
+            if text is None:
+                return False
+            seen = "\n".join(self.pages[url])
+            if all(n in seen for n in needles):
+                return True
+            part += 1
+
+    def locate(self, eid: str, phrases: list[str], purpose: str) -> str:
+        """The URL of entity `eid`'s article, found by searching its (known) name."""
+        if eid in self.article_url:
+            return self.article_url[eid]
+        name = self.o.name(eid)
+        for q in [f"{name} {p}" for p in phrases[:2]] + [name]:
+            for url, title in self.search(f"I need the article about {name} to find {purpose}.", q):
+                if title.strip() == name:
+                    self.article_url[eid] = url
+                    return url
+        raise Stuck(f"no search surfaced the article of {name!r}")
+
+    def hop(self, holder: str, rel: str) -> str:
+        spec = self.o.rel[rel]
+        purpose = spec.descriptors[0].format(x=self.o.name(holder))
+        url = self.locate(holder, list(spec.query), purpose)
+        doc = self.o.world.doc_by_url(url)
+        facts = [f for f in self.o.facts_by_doc.get(doc.id, ()) if f[0] == rel and f[1] == holder]
+        for _, _, other, sentence in facts:
+            if self.find_in_article(url, [sentence], f"I read the article to find {purpose}."):
+                if self.o.name(other) in sentence:
+                    return other
+        raise Stuck(f"the article {url} does not state {purpose}")
+
+    def attribute(self, eid: str, attr: str) -> Any:
+        spec = self.o.attrs[self.o.world.entities[eid].type][attr]
+        value = self.o.world.entities[eid].attrs.get(attr)
+        url = self.locate(eid, [spec.noun], f"its {spec.noun}")
+        if value is None or not self.find_in_article(
+            url, [spec.format(value)], f"I look for the {spec.noun}."
+        ):
+            raise Stuck(f"the article {url} does not state the {spec.noun}")
+        return spec.sort_key(value)
+
+    def satisfies(
+        self, url: str, etype: str, where: list[dict[str, Any]], anchors: dict[int, str]
+    ) -> str | None:
+        """The entity of the article at `url` if reading it shows every constraint, else None."""
+        doc = self.o.world.doc_by_url(url)
+        if doc is None or doc.entity is None or self.o.world.entities[doc.entity].type != etype:
+            return None
+        x = self.o.world.entities[doc.entity]
+        needles = []
+        for i, c in enumerate(where):
+            if "rel" in c:
+                sents = [
+                    s
+                    for r, h, o, s in self.o.facts_by_doc.get(doc.id, ())
+                    if r == c["rel"] and h == x.id and o == anchors[i]
+                ]
+                if not sents:
+                    return None
+                needles.append(sents[0])
+            else:
+                spec = self.o.attrs[etype][c["attr"]]
+                if x.attrs.get(c["attr"]) != c["value"]:
+                    return None
+                needles.append(spec.format(c["value"]))
+        ok = self.find_in_article(url, needles, f"I check whether {x.name} matches the description.")
+        return x.id if ok else None
+
+    def find(self, form: dict[str, Any]) -> str:
+        anchors = {i: self.resolve(c["to"]) for i, c in enumerate(form["where"]) if "rel" in c}
+        parts, single = [], []
+        for i, c in enumerate(form["where"]):
+            if "rel" in c:
+                phrase = f"{self.o.name(anchors[i])} {self.o.rel[c['rel']].query[0]}"
+                single.append(phrase)
+            else:
+                phrase = self.o.attrs[form["find"]][c["attr"]].format(c["value"])
+            parts.append(phrase)
+        tried: set[str] = set()
+        anchor_names = {self.o.name(a) for a in anchors.values()}
+        for q in [" ".join(parts), *single]:
+            hits = self.search(f"I search for the {form['find']} matching all the constraints.", q)
+            for url, title in hits:
+                if url in tried or title.strip() in anchor_names:
+                    continue
+                tried.add(url)
+                found = self.satisfies(url, form["find"], form["where"], anchors)
+                if found is not None:
+                    self.article_url[found] = url
+                    return found
+        raise Stuck("no searched article matched the description")
+
+    def resolve(self, form: dict[str, Any]) -> str:
+        if "entity" in form:
+            return form["entity"]
+        if "hop" in form:
+            return self.hop(self.resolve(form["of"]), form["hop"])
+        if "find" in form:
+            return self.find(form)
+        if "compare" in form:
+            a, b = (self.resolve(f) for f in form["of"])
+            va, vb = self.attribute(a, form["compare"]), self.attribute(b, form["compare"])
+            low, high = (a, b) if va < vb else (b, a)
+            return low if form["pick"] == "lower" else high
+        raise Stuck(f"unknown form {form!r}")
+
+
+@dataclass
+class OracleResult:
+    transcripts: list[dict[str, Any]] = field(default_factory=list)
+    unsolved: dict[str, str] = field(default_factory=dict)  # task id -> reason
+
+    def table(self) -> dict[str, dict[str, float]]:
+        """Success rate and count per type, per level and overall."""
+        groups: dict[str, list[bool]] = defaultdict(list)
+        for t in self.transcripts:
+            for key in ("all", f"type/{t['type']}", f"level/{t['level']}"):
+                groups[key].append(bool(t["success"]))
+        return {k: {"n": len(v), "success": sum(v) / len(v)} for k, v in sorted(groups.items())}
+
+
+class Oracle:
+    def __init__(self, world: Any, engine: Any, env_cfg: EnvConfig | None = None):
+        self.world, self.engine = world, engine
+        self.env_cfg = env_cfg or oracle_env_config()
+        self.rel = relation_specs(world.schema)
+        self.attrs = attribute_specs(world.schema)
+        edges = {e.id: e for e in world.edges}
+        self.facts_by_doc: dict[str, list[tuple[str, str, str, str]]] = defaultdict(list)
+        for f in world.facts.values():
+            e = edges[f.edge]
+            self.facts_by_doc[f.doc].append((e.relation, world.holder(e), world.other_end(e), f.sentence))
+
+    def name(self, eid: str) -> str:
+        return self.world.entities[eid].name
+
+    def solve(self, task: Task) -> tuple[dict[str, Any], str | None]:
+        """Play one episode; returns the transcript and the reason it failed (None when solved)."""
+        ep = Episode(self, task)
+        reason = None
+        try:
+            answer = self.name(ep.resolve(task.meta["form"]))
+            ep.act("I have everything I need to answer.", "answer", answer)
+        except Stuck as e:
+            reason = str(e)
+        summary = ep.summary or {}
+        success = bool(summary.get("em", 0.0) == 1.0)
+        if reason is None and not success:
+            reason = "answered, but not the gold answer"
+        transcript = {
+            "task_id": task.id,
+            "type": task.type,
+            "level": task.level,
+            "prompt": ep.prompt,
+            "turns": ep.turns,
+            "reward": float(summary.get("reward", 0.0)),
+            "success": success,
+        }
+        return transcript, reason
+
+    def run(self, tasks: list[Task], progress: bool = False) -> OracleResult:
+        result = OracleResult()
+        from rich.progress import Progress
+
+        with Progress(transient=True, disable=not progress) as bar:
+            tid = bar.add_task("oracle", total=len(tasks))
+            for task in tasks:
+                transcript, reason = self.solve(task)
+                result.transcripts.append(transcript)
+                if reason is not None:
+                    result.unsolved[task.id] = reason
+                bar.advance(tid)
+        return result
+
+
+def save_transcripts(path: str | Path, result: OracleResult) -> int:
+    return write_jsonl(Path(path), result.transcripts)

@@ -1,0 +1,117 @@
+"""The article writer: one Wikipedia-style article per entity, aligned with the graph.
+
+An article is a lead sentence, an infobox-like "Summary" block, a section stating every attribute and every edge
+the entity holds (the holder phrasing, naming the other end exactly) and a "Connections" section mentioning the
+edges it is the other end of. Phrasings are chosen per edge / per entity from the seed, so a fact's wording differs
+across articles and finding it takes a real query. `fact_sentence` is the single source of an edge's holder
+sentence: the article states it verbatim and facts.jsonl records it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from searchgym.world.generate import Graph
+from searchgym.world.names import fold
+
+URL_PREFIX = "https://searchgym.local/wiki/"
+_A_VOWEL = re.compile(r"\b([Aa]) (?=[aeiouAEIOU])(?![Uu]ni|[Uu]se|[Ee]u)")
+
+
+def fill(template: str, **fields: str) -> str:
+    """Format a template and fix "a" before a vowel ("a engineer" -> "an engineer")."""
+    text = template.format(**fields)
+    return _A_VOWEL.sub(r"\1n ", text) if "a {" in template or "A {" in template else text
+
+
+def url_for(name: str) -> str:
+    """Stable, unique URL (names are unique after folding, and the slug is the folded name)."""
+    return URL_PREFIX + "_".join(fold(name).split())
+
+
+class ArticleWriter:
+    def __init__(self, graph: Graph, seed: int):
+        self.g = graph
+        n, e = len(graph.ids), len(graph.rel)
+        rng = np.random.default_rng([seed, 3])
+        self.edge_choice = rng.integers(0, 1 << 30, size=e).tolist()
+        self.other_choice = rng.integers(0, 1 << 30, size=e).tolist()
+        max_attrs = max((len(t.attributes) for t in graph.schema.entity_types), default=0)
+        self.entity_choice = rng.integers(0, 1 << 30, size=(n, max_attrs + 1), dtype=np.int64)
+        holder_is_target = np.array([r.holder == "target" for r in graph.schema.relations], dtype=bool)
+        flip = holder_is_target[graph.rel] if e else np.zeros(0, bool)
+        self.holder = np.where(flip, graph.tgt, graph.src)
+        self.other = np.where(flip, graph.src, graph.tgt)
+        self.held_ptr, self.held_edges = _csr(self.holder, n)
+        self.other_ptr, self.other_edges = _csr(self.other, n)
+        self.rel_list = graph.rel.tolist()
+        self.src_list = graph.src.tolist()
+        self.tgt_list = graph.tgt.tolist()
+
+    def fact_sentence(self, edge: int) -> str:
+        r = self.g.schema.relations[self.rel_list[edge]]
+        s, t = self.g.names[self.src_list[edge]], self.g.names[self.tgt_list[edge]]
+        return fill(r.phrasings[self.edge_choice[edge] % len(r.phrasings)], source=s, target=t)
+
+    def mention_sentence(self, edge: int) -> str:
+        r = self.g.schema.relations[self.rel_list[edge]]
+        s, t = self.g.names[self.src_list[edge]], self.g.names[self.tgt_list[edge]]
+        return fill(r.other_phrasings[self.other_choice[edge] % len(r.other_phrasings)], source=s, target=t)
+
+    def facts(self) -> Iterator[dict[str, Any]]:
+        ids = self.g.ids
+        holder = self.holder.tolist()
+        for e in range(len(self.rel_list)):
+            yield {"edge": e, "doc": ids[holder[e]], "sentence": self.fact_sentence(e)}
+
+    def article(self, i: int, extra: list[str] | None = None) -> dict[str, Any]:
+        g, schema = self.g, self.g.schema
+        spec = schema.entity_types[int(g.types[i])]
+        name = g.names[i]
+        choice = self.entity_choice[i].tolist()
+        values = g.entity_attrs(i)
+        shown = {a.name: a.format(values[a.name]) for a in spec.attributes}
+        lead = fill(spec.lead[choice[0] % len(spec.lead)], name=name, **shown)
+        box = [f"Type: {spec.noun.capitalize()}"]
+        box += [f"{a.noun[:1].upper()}{a.noun[1:]}: {shown[a.name]}" for a in spec.attributes]
+        body = [
+            fill(a.phrasings[choice[k + 1] % len(a.phrasings)], name=name, value=shown[a.name])
+            for k, a in enumerate(spec.attributes)
+        ]
+        held = self.held_edges[self.held_ptr[i] : self.held_ptr[i + 1]].tolist()
+        for e in held:
+            other = self.other[e]
+            box.append(f"{schema.relations[self.rel_list[e]].label}: {g.names[other]}")
+            body.append(self.fact_sentence(e))
+        mentions = [
+            self.mention_sentence(e)
+            for e in self.other_edges[self.other_ptr[i] : self.other_ptr[i + 1]].tolist()
+        ]
+        mentions += extra or []
+        parts = [lead, "Summary\n" + "\n".join(box), f"## {spec.section}\n" + " ".join(body)]
+        if mentions:
+            parts.append("## Connections\n" + " ".join(mentions))
+        return {
+            "id": g.ids[i],
+            "url": url_for(name),
+            "title": name,
+            "text": "\n\n".join(parts),
+            "entity": g.ids[i],
+        }
+
+    def articles(self, extra: dict[int, list[str]] | None = None) -> Iterator[dict[str, Any]]:
+        extra = extra or {}
+        for i in range(len(self.g.ids)):
+            yield self.article(i, extra.get(i))
+
+
+def _csr(keys: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Edges grouped by `keys` (stable, so each group keeps edge-id order): pointers and edge ids."""
+    order = np.argsort(keys, kind="stable")
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(keys, minlength=n), out=ptr[1:])
+    return ptr, order

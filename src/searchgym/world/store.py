@@ -1,0 +1,205 @@
+"""The world directory on disk and `World`, its in-memory view.
+
+`World.load(path)` checks every file listed in manifest.json against its sha256 first, so a truncated or tampered
+world fails with a `WorldError` naming the file, never deep inside a parser.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from searchgym.io import read_jsonl, sha256_file, write_json
+from searchgym.world.names import fold
+from searchgym.world.schema import Schema, SchemaError, parse_schema
+from searchgym.world.types import Document, Edge, Entity, Fact
+
+FORMAT_VERSION = 1
+WORLD_FILES = ("schema.yaml", "entities.jsonl", "edges.jsonl", "facts.jsonl", "corpus.jsonl", "noise.jsonl")
+
+
+class WorldError(RuntimeError):
+    """A world directory that cannot be used; the message names the file and what to do."""
+
+
+def file_hashes(directory: Path) -> dict[str, dict[str, Any]]:
+    return {
+        name: {"sha256": sha256_file(directory / name), "bytes": (directory / name).stat().st_size}
+        for name in WORLD_FILES
+    }
+
+
+def content_hash(files: dict[str, dict[str, Any]]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(f"{name}:{files[name]['sha256']}\n".encode())
+    return h.hexdigest()
+
+
+def write_manifest(directory: Path, info: dict[str, Any]) -> dict[str, Any]:
+    """Hash the world files and write manifest.json (no timestamps: same inputs, same bytes)."""
+    from searchgym import __version__
+
+    files = file_hashes(directory)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "searchgym_version": __version__,
+        **info,
+        "files": files,
+        "content_hash": content_hash(files),
+    }
+    write_json(directory / "manifest.json", manifest)
+    return manifest
+
+
+def check_files(path: Path, manifest: dict[str, Any]) -> None:
+    rebuild = f"rebuild it with `searchgym world build {path} --overwrite`"
+    for name, meta in sorted(manifest.get("files", {}).items()):
+        f = path / name
+        if not f.exists():
+            raise WorldError(f"{f} is missing; the world is incomplete ({rebuild})")
+        if f.stat().st_size != meta["bytes"]:
+            raise WorldError(
+                f"{f} has {f.stat().st_size} bytes but the manifest records {meta['bytes']}: the file is "
+                f"truncated or was modified ({rebuild})"
+            )
+        if sha256_file(f) != meta["sha256"]:
+            raise WorldError(
+                f"{f} does not match its sha256 in manifest.json: the file was modified ({rebuild})"
+            )
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    mf = Path(path) / "manifest.json"
+    if not Path(path).is_dir():
+        raise WorldError(f"{path} is not a world directory; build one with `searchgym world build {path}`")
+    if not mf.exists():
+        raise WorldError(f"{mf} is missing: not a world directory, or its build did not finish")
+    try:
+        manifest = json.loads(mf.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise WorldError(f"{mf} is not valid JSON ({e.msg}); the world is damaged, rebuild it") from e
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise WorldError(
+            f"{mf}: format_version {manifest.get('format_version')!r} is not {FORMAT_VERSION}; rebuild the world"
+        )
+    return manifest
+
+
+class World:
+    """A loaded world. Files are hash-checked on load; records are parsed on first use (so `info`-style
+    tools and huge worlds stay cheap). Attributes: path, manifest, schema, entities, edges, facts, documents, noise."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any], schema: Schema):
+        self.path, self.manifest, self.schema = Path(path), manifest, schema
+
+    @classmethod
+    def load(cls, path: str | Path, check: bool = True) -> World:
+        path = Path(path)
+        manifest = read_manifest(path)
+        if check:
+            check_files(path, manifest)
+        try:
+            schema = parse_schema(
+                (path / "schema.yaml").read_text(encoding="utf-8"), where=str(path / "schema.yaml")
+            )
+        except SchemaError as e:
+            raise WorldError(f"{path}/schema.yaml is not a valid schema ({e}); rebuild the world") from e
+        return cls(path, manifest, schema)
+
+    def _rows(self, name: str) -> Iterator[dict[str, Any]]:
+        try:
+            yield from read_jsonl(self.path / name)
+        except (OSError, ValueError) as e:
+            raise WorldError(f"{self.path / name}: cannot be read ({e}); rebuild the world") from e
+
+    def _parse(self, name: str, make: Callable[[dict[str, Any]], Any]) -> list[Any]:
+        try:
+            return [make(d) for d in self._rows(name)]
+        except (KeyError, TypeError) as e:
+            raise WorldError(f"{self.path / name}: malformed record ({e!r}); rebuild the world") from e
+
+    @cached_property
+    def entities(self) -> dict[str, Entity]:
+        rows = self._parse("entities.jsonl", lambda d: Entity(d["id"], d["type"], d["name"], d["attrs"]))
+        return {e.id: e for e in rows}
+
+    @cached_property
+    def edges(self) -> list[Edge]:
+        return self._parse(
+            "edges.jsonl",
+            lambda d: Edge(
+                d["id"], d["relation"], d["source"], d["target"], d["verified"], tuple(d["failures"])
+            ),
+        )
+
+    @cached_property
+    def facts(self) -> dict[int, Fact]:
+        rows = self._parse("facts.jsonl", lambda d: Fact(d["edge"], d["doc"], d["sentence"]))
+        return {f.edge: f for f in rows}
+
+    @cached_property
+    def documents(self) -> list[Document]:
+        return self._parse(
+            "corpus.jsonl", lambda d: Document(d["id"], d["url"], d["title"], d["text"], d["entity"])
+        )
+
+    @cached_property
+    def noise(self) -> list[dict[str, Any]]:
+        return list(self._rows("noise.jsonl"))
+
+    @cached_property
+    def _by_url(self) -> dict[str, Document]:
+        return {d.url: d for d in self.documents}
+
+    @cached_property
+    def _by_doc_id(self) -> dict[str, Document]:
+        return {d.id: d for d in self.documents}
+
+    @cached_property
+    def _adjacency(self) -> tuple[dict[str, list[Edge]], dict[str, list[Edge]]]:
+        out: dict[str, list[Edge]] = {}
+        inc: dict[str, list[Edge]] = {}
+        for e in self.edges:
+            out.setdefault(e.source, []).append(e)
+            inc.setdefault(e.target, []).append(e)
+        return out, inc
+
+    @cached_property
+    def _by_name(self) -> dict[str, Entity]:
+        return {fold(x.name): x for x in self.entities.values()}
+
+    @cached_property
+    def _holder_side(self) -> dict[str, str]:
+        return {r.name: r.holder for r in self.schema.relations}
+
+    def doc_by_url(self, url: str) -> Document | None:
+        return self._by_url.get(url)
+
+    def doc_of(self, entity_id: str) -> Document:
+        doc = self._by_doc_id.get(entity_id)
+        if doc is None:
+            raise KeyError(f"no article for entity {entity_id!r}")
+        return doc
+
+    def out_edges(self, eid: str) -> list[Edge]:
+        return self._adjacency[0].get(eid, [])
+
+    def in_edges(self, eid: str) -> list[Edge]:
+        return self._adjacency[1].get(eid, [])
+
+    def holder(self, edge: Edge) -> str:
+        return edge.target if self._holder_side[edge.relation] == "target" else edge.source
+
+    def other_end(self, edge: Edge) -> str:
+        return edge.source if self.holder(edge) == edge.target else edge.target
+
+    def verified_edges(self) -> list[Edge]:
+        return [e for e in self.edges if e.verified]
+
+    def entity_by_name(self, name: str) -> Entity | None:
+        return self._by_name.get(fold(name))

@@ -1,0 +1,224 @@
+"""Search engines, the index inside a world directory, and pagination."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from searchgym.index.base import paginate
+from searchgym.index.build import (
+    IndexMissingError,
+    StaleIndexError,
+    build_index,
+    engine_from_documents,
+    load_corpus_jsonl,
+    load_engine,
+)
+from searchgym.io import write_jsonl
+from searchgym.world.types import Document
+
+BACKENDS = ["bm25s", "tantivy"]
+
+DOCS = [
+    Document(
+        "person/1",
+        "https://w/Ada_Lovelace",
+        "Ada Lovelace",
+        "Ada Lovelace was born in London. She worked with Charles Babbage.",
+        "person/1",
+    ),
+    Document(
+        "person/2",
+        "https://w/Charles_Babbage",
+        "Charles Babbage",
+        "Charles Babbage was born in London. He designed the analytical engine.",
+        "person/2",
+    ),
+    Document(
+        "city/1",
+        "https://w/London",
+        "London",
+        "London is a city in England. Ada Lovelace and Charles Babbage lived in London.",
+        "city/1",
+    ),
+    Document(
+        "city/2",
+        "https://w/Paris",
+        "Paris",
+        "Paris is the capital of France. Marie Curie worked in Paris.",
+        "city/2",
+    ),
+    Document(
+        "person/3",
+        "https://w/Marie_Curie",
+        "Marie Curie",
+        "Marie Curie was born in Warsaw and moved to Paris.",
+        "person/3",
+    ),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request):
+    return engine_from_documents(DOCS, request.param)
+
+
+def test_exact_name_is_top_hit(engine):
+    for d in DOCS:
+        hits = engine.search(d.title, 3)
+        assert hits[0].doc_id == d.id, (engine.name, d.title, [h.title for h in hits])
+        assert hits[0].url == d.url and hits[0].text == d.text
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_relation_query_finds_holder(engine):
+    assert engine.search("Marie Curie born", 1)[0].doc_id == "person/3"
+    assert engine.search("analytical engine", 1)[0].doc_id == "person/2"
+
+
+def test_typo_tolerance(engine):
+    assert engine.search("Babage", 1)[0].doc_id == "person/2"
+    assert engine.search("Lovelase born", 1)[0].doc_id == "person/1"
+
+
+def test_fuzzy_can_be_turned_off():
+    for backend in BACKENDS:
+        strict = engine_from_documents(DOCS, backend, fuzzy=False)
+        assert strict.search("Babage", 3) == []
+
+
+def test_no_match_and_bad_k(engine):
+    assert engine.search("zzzzqqq", 5) == []
+    assert engine.search("", 5) == []
+    assert engine.search("the of and", 5) == []
+    assert engine.search("London", 0) == []
+    assert len(engine.search("London", 100)) <= len(DOCS)
+
+
+def test_batch_equals_single(engine):
+    queries = ["London", "Paris capital", "born Warsaw", "nothing here qqq"]
+    assert engine.batch_search(queries, 2) == [engine.search(q, 2) for q in queries]
+
+
+def test_access(engine):
+    assert engine.access("https://w/Paris").title == "Paris"
+    assert engine.access("https://w/Nowhere") is None
+    assert engine.access("") is None
+
+
+def _dense_top(engine, ids, k):
+    scores = np.zeros(len(engine.store), dtype=np.float64)
+    for t in ids:
+        docs, weights = engine._posting(t)
+        scores[docs] += weights
+    order = np.lexsort((np.arange(len(scores)), -scores))
+    return [(int(i), round(float(scores[i]), 4)) for i in order[:k] if scores[i] > 0]
+
+
+def test_maxscore_pruning_is_exact():
+    """The pruned top-k equals a brute-force sum over every posting list, on a skewed random corpus."""
+    rng = random.Random(0)
+    words = [f"w{i}" for i in range(300)]
+    weights = [1 / (i + 1) for i in range(300)]  # Zipf-like: a few very common words
+    docs = [
+        Document(f"d{i}", f"u{i}", f"t{i}", " ".join(rng.choices(words, weights, k=rng.randint(3, 40))))
+        for i in range(800)
+    ]
+    engine = engine_from_documents(docs, "bm25s", fuzzy=False)
+    for _ in range(300):
+        query = " ".join(rng.choices(words, weights, k=rng.randint(1, 6)))
+        k = rng.choice([1, 3, 5, 10])
+        got = [(int(engine.store.index_of_url[h.url]), round(h.score, 4)) for h in engine.search(query, k)]
+        want = _dense_top(engine, engine.term_ids(query), k)
+        assert [s for _, s in got] == pytest.approx([s for _, s in want], abs=1e-3), query
+        assert len(got) == len(want)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_world_index_build_load_and_staleness(tmp_path, backend):
+    world = tmp_path / "world"
+    with pytest.raises(FileNotFoundError, match="corpus.jsonl"):
+        build_index(world, backend, progress=False)
+    write_jsonl(world / "corpus.jsonl", (d.to_dict() for d in DOCS))
+    with pytest.raises(IndexMissingError, match=f"searchgym index build {world} --backend {backend}"):
+        load_engine(world, backend)
+    path = build_index(world, backend, progress=False)
+    assert path == world / "index" / backend
+    manifest = json.loads((path / "index.json").read_text())
+    assert manifest["num_docs"] == len(DOCS) and len(manifest["corpus_sha256"]) == 64
+    loaded = load_engine(world, backend)
+    memory = engine_from_documents(DOCS, backend)
+    for q in ["London", "Marie Curie born", "Babage"]:
+        assert [(h.doc_id, round(h.score, 4)) for h in loaded.search(q, 3)] == [
+            (h.doc_id, round(h.score, 4)) for h in memory.search(q, 3)
+        ]
+    assert loaded.access("https://w/London").text == DOCS[2].text
+    assert loaded.access("https://w/none") is None
+    loaded.close()
+
+    extra = Document("city/3", "https://w/Rome", "Rome", "Rome is in Italy.", "city/3")
+    write_jsonl(world / "corpus.jsonl", (d.to_dict() for d in [*DOCS, extra]))
+    with pytest.raises(StaleIndexError, match=f"run: searchgym index build {world} --backend {backend}"):
+        load_engine(world, backend)
+    build_index(world, backend, progress=False)  # a stale index is rebuilt without --overwrite
+    assert load_engine(world, backend).search("Rome", 1)[0].doc_id == "city/3"
+
+
+def test_unknown_backend():
+    with pytest.raises(ValueError, match="unknown search backend 'nope'"):
+        engine_from_documents(DOCS, "nope")
+
+
+def test_load_corpus_jsonl(tmp_path):
+    path = tmp_path / "corpus.jsonl"
+    write_jsonl(
+        path,
+        [
+            {"id": "0", "contents": '"Ada Lovelace"\nA mathematician.'},
+            {"id": 7, "contents": "Paris\nA city."},
+        ],
+    )
+    docs = load_corpus_jsonl(path)
+    assert [(d.id, d.url, d.title, d.text) for d in docs] == [
+        ("0", "corpus://0", "Ada Lovelace", "A mathematician."),
+        ("7", "corpus://7", "Paris", "A city."),
+    ]
+    assert engine_from_documents(docs).search("mathematician", 1)[0].doc_id == "0"
+    path.write_text('{"id": 1, "text": "no contents"}\n')
+    with pytest.raises(ValueError, match=":1: expected"):
+        load_corpus_jsonl(path)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_paginate_properties(seed):
+    rng = random.Random(seed)
+    pieces = [
+        "Short one. ",
+        "A somewhat longer sentence here! ",
+        "\n\n",
+        "word ",
+        "x" * rng.randint(1, 90),
+        "\n",
+    ]
+    text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 60)))
+    limit = rng.randint(1, 80)
+    pages = paginate(text, limit)
+    assert "".join(pages) == text
+    assert pages and all(len(p) <= limit for p in pages)
+    assert all(pages) or pages == [""]
+
+
+def test_paginate_prefers_boundaries():
+    text = "First sentence here. Second sentence here.\n\nA new paragraph starts."
+    assert paginate(text, 44) == ["First sentence here. Second sentence here.\n\n", "A new paragraph starts."]
+    assert paginate(text, 25) == [
+        "First sentence here. ",
+        "Second sentence here.\n\n",
+        "A new paragraph starts.",
+    ]
+    assert paginate("abc", 10) == ["abc"]
+    with pytest.raises(ValueError):
+        paginate("abc", 0)

@@ -1,0 +1,205 @@
+"""Teacher scoring on real tiny models: HFTeacher against a direct recomputation, OpenAITeacher against a real HTTP
+server on 127.0.0.1 that answers in vLLM's completions `prompt_logprobs` format, and failure handling."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import torch
+
+from searchgym.advantage.teacher import (
+    HFTeacher,
+    OpenAITeacher,
+    TeacherUnavailable,
+    TokenizerMismatch,
+    check_same_tokenizer,
+)
+from searchgym.models.tiny import TinyModelConfig, tiny_llama, train_tokenizer
+
+CORPUS = [
+    "Ada Lovelace was born in London in 1815 and worked with Charles Babbage.",
+    "The city of Vell is the capital of Norland; its mayor is Ora Quint.",
+    "<search> capital of Norland </search> <information> Vell </information> <answer> Vell </answer>",
+] * 20
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return train_tokenizer(CORPUS, vocab_size=320, min_frequency=1)
+
+
+@pytest.fixture(scope="module")
+def models(tok):
+    small = TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64)
+    student = tiny_llama(tok, small)
+    teacher = tiny_llama(tok, TinyModelConfig(**(small.to_dict() | {"num_layers": 2, "seed": 1})))
+    return student, teacher
+
+
+@pytest.fixture(scope="module")
+def rollouts(tok, models):
+    """Real student samples: prompt + sampled completion, mask 1 on completion tokens only."""
+    student, _ = models
+    prompts = ["The capital of Norland is", "Ada Lovelace was born in", "<search>"]
+    torch.manual_seed(0)
+    seqs, masks = [], []
+    for i, p in enumerate(prompts):
+        ids = tok(p, return_tensors="pt").input_ids
+        out = student.generate(ids, do_sample=True, max_new_tokens=6 + 3 * i, pad_token_id=tok.pad_token_id)
+        seq = out[0].tolist()
+        seqs.append(seq)
+        masks.append([0] * ids.shape[1] + [1] * (len(seq) - ids.shape[1]))
+    return seqs, masks
+
+
+def direct(teacher, seq):
+    """Reference: one full forward pass, log-softmax over the whole vocabulary."""
+    with torch.no_grad():
+        logits = teacher(torch.tensor([seq])).logits[0, :-1].float()
+    logp_all = torch.log_softmax(logits, -1)
+    logp = logp_all.gather(-1, torch.tensor(seq[1:])[:, None]).squeeze(-1)
+    return logp, -(logp_all.exp() * logp_all).sum(-1), logp_all
+
+
+@pytest.mark.parametrize("chunk", [None, 3])
+def test_hf_teacher_matches_direct_recomputation(tok, models, rollouts, chunk):
+    _, teacher = models
+    seqs, masks = rollouts
+    scorer = HFTeacher(teacher, tok, student_tokenizer=tok, batch_size=2, chunk=chunk)
+    logp, entropy = scorer.score(seqs, masks)
+    assert logp.shape == (3, max(map(len, seqs)))
+    for i, (seq, m) in enumerate(zip(seqs, masks, strict=True)):
+        ref_logp, ref_ent, _ = direct(teacher, seq)
+        keep = torch.tensor(m[1:], dtype=torch.bool)
+        assert torch.allclose(logp[i, 1 : len(seq)][keep], ref_logp[keep], atol=1e-4)
+        assert torch.allclose(entropy[i, 1 : len(seq)][keep], ref_ent[keep], atol=1e-4)
+        assert (logp[i, : len(seq)][~torch.tensor(m, dtype=torch.bool)] == 0).all()  # prompt tokens unscored
+        assert (logp[i, len(seq) :] == 0).all()
+
+
+def test_hf_teacher_rejects_bad_input(tok, models):
+    scorer = HFTeacher(models[1], tok)
+    with pytest.raises(ValueError, match="mask has"):
+        scorer.score([[1, 2, 3]], [[1, 1]])
+    with pytest.raises(ValueError, match="outside the teacher vocabulary"):
+        scorer.score([[1, 10_000]], [[1, 1]])
+
+
+def test_tokenizer_mismatch_is_refused(tok, models):
+    other = train_tokenizer([s.upper() for s in CORPUS], vocab_size=320, min_frequency=1)
+    with pytest.raises(TokenizerMismatch, match="same tokenizer"):
+        check_same_tokenizer(tok, other)
+    with pytest.raises(TokenizerMismatch):
+        HFTeacher(models[1], other, student_tokenizer=tok)
+    check_same_tokenizer(tok, train_tokenizer(CORPUS, vocab_size=320, min_frequency=1))  # same data -> same vocab
+
+
+# ------------------------------------------------------------------------------------------- vLLM-format server
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        server = self.server
+        server.calls += 1
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        mode = server.modes[min(server.calls - 1, len(server.modes) - 1)]
+        if mode == "slow":
+            time.sleep(0.5)
+            mode = "ok"
+        if mode == "5xx":
+            return self._send(503, b'{"error": "overloaded"}')
+        if mode == "garbage":
+            return self._send(200, b"<html>not json")
+        if mode == "wrong_shape":
+            return self._send(200, json.dumps({"choices": [{"index": 0, "prompt_logprobs": [None]}]}).encode())
+        assert self.path == "/v1/completions" and body["max_tokens"] == 1
+        choices = [self._choice(i, seq, body["prompt_logprobs"]) for i, seq in enumerate(body["prompt"])]
+        reply = {"id": "cmpl-test", "object": "text_completion", "model": body["model"], "choices": choices}
+        self._send(200, json.dumps(reply).encode())
+
+    def _choice(self, index, seq, k):
+        _, _, logp_all = direct(self.server.teacher, seq)
+        prompt_logprobs = [None]
+        for t in range(1, len(seq)):
+            row = logp_all[t - 1]
+            order = torch.argsort(row, descending=True).tolist()
+            ranks = {tok_id: r + 1 for r, tok_id in enumerate(order)}
+            keep = order[:k] + ([seq[t]] if ranks[seq[t]] > k else [])
+            prompt_logprobs.append(
+                {str(v): {"logprob": row[v].item(), "rank": ranks[v], "decoded_token": f"t{v}"} for v in keep}
+            )
+        return {"index": index, "text": "x", "logprobs": None, "finish_reason": "length", "prompt_logprobs": prompt_logprobs}
+
+    def _send(self, code, payload):
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+@pytest.fixture
+def server(models):
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.teacher, srv.modes, srv.calls = models[1], ["ok"], 0
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _client(srv, tok, **kw):
+    args = dict(top_k=5, retries=2, backoff=0.01, timeout=5.0, batch_size=2)
+    return OpenAITeacher(f"http://127.0.0.1:{srv.server_port}", "teacher", len(tok), tok, tok, **(args | kw))
+
+
+def test_openai_teacher_reads_vllm_prompt_logprobs(server, tok, models, rollouts):
+    seqs, masks = rollouts
+    hf = HFTeacher(models[1], tok).score_full(seqs, masks)
+    full = _client(server, tok, top_k=len(tok)).score_full(seqs, masks)  # every token listed: exact entropy
+    assert torch.allclose(full.logp, hf.logp, atol=1e-4)
+    assert torch.allclose(full.entropy, hf.entropy, atol=1e-3)
+    assert torch.allclose(full.max_logp, hf.max_logp, atol=1e-4)
+    uniform = _client(server, tok, top_k=5).score_full(seqs, masks)
+    lumped = _client(server, tok, top_k=5, tail="lumped").score_full(seqs, masks)
+    assert torch.allclose(uniform.logp, hf.logp, atol=1e-4)  # the sampled token is always returned
+    m = torch.zeros_like(hf.logp, dtype=torch.bool)
+    for i, row in enumerate(masks):
+        m[i, 1 : len(row)] = torch.tensor(row[1:], dtype=torch.bool)
+    # top-k entropy: uniform tail is an upper bound, lumped tail a lower bound of the true entropy
+    assert (uniform.entropy[m] >= hf.entropy[m] - 1e-3).all()
+    assert (lumped.entropy[m] <= hf.entropy[m] + 1e-3).all()
+    assert server.calls == 2 * 3  # 3 sequences in batches of 2, three clients
+
+
+def test_openai_teacher_retries_then_succeeds(server, tok, rollouts):
+    server.modes = ["5xx", "garbage", "ok"]
+    seqs, masks = rollouts
+    logp, _ = _client(server, tok, batch_size=8).score(seqs, masks)
+    assert server.calls == 3 and logp.abs().sum() > 0
+
+
+def test_openai_teacher_retries_timeouts(server, tok, rollouts):
+    server.modes = ["slow", "ok"]
+    logp, _ = _client(server, tok, batch_size=8, timeout=0.2).score(*rollouts)
+    assert server.calls == 2 and logp.abs().sum() > 0
+
+
+@pytest.mark.parametrize("mode", ["5xx", "garbage", "wrong_shape"])
+def test_openai_teacher_gives_up_with_teacher_unavailable(server, tok, rollouts, mode):
+    server.modes = [mode]
+    with pytest.raises(TeacherUnavailable, match="failed 3 times"):
+        _client(server, tok, batch_size=8).score(*rollouts)
+    assert server.calls == 3
+
+
+def test_openai_teacher_refuses_mismatched_tokenizer(tok):
+    other = train_tokenizer([s.upper() for s in CORPUS], vocab_size=320, min_frequency=1)
+    with pytest.raises(TokenizerMismatch):
+        OpenAITeacher("http://127.0.0.1:1", "t", len(tok), tok, other)

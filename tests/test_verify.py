@@ -1,0 +1,112 @@
+"""Per-edge verification on a small real world built by the world pipeline."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from searchgym.index.build import build_index, engine_from_documents, load_engine
+from searchgym.world.build import WorldConfig, build_world
+from searchgym.world.verify import CHECKS, verify_world
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return build_world(
+        WorldConfig(num_entities=250, seed=3, verify=False),
+        tmp_path_factory.mktemp("w") / "world",
+        progress=False,
+    )
+
+
+@pytest.fixture(scope="module", params=["bm25s", "tantivy"])
+def engine(request, world):
+    return engine_from_documents(world.documents, request.param)
+
+
+def test_entity_article_is_top_hit_for_its_name(world, engine):
+    entities = list(world.entities.values())
+    hits = engine.batch_search([e.name for e in entities], 1)
+    wrong = [
+        e.name for e, h in zip(entities, hits, strict=True) if not h or h[0].doc_id != world.doc_of(e.id).id
+    ]
+    assert wrong == []
+
+
+def test_default_corpus_keeps_nearly_all_edges(world, engine):
+    report = verify_world(world, engine, top_k=5, progress=False)
+    totals = report.totals()
+    assert totals["total"] == len(world.edges) > 100
+    assert totals["verified"] >= 0.98 * totals["total"]
+    summary = report.summary()
+    assert sum(r["total"] for r in summary.values()) == len(world.edges)
+    assert all(set(r["failures"]) == set(CHECKS) for r in summary.values())
+
+
+def test_removed_fact_sentence_fails_grounding(world, engine):
+    edges = world.edges[::7]
+    docs = {d.id: d for d in world.documents}
+    for e in edges:
+        fact = world.facts[e.id]
+        docs[fact.doc] = dataclasses.replace(
+            docs[fact.doc], text=docs[fact.doc].text.replace(fact.sentence, "")
+        )
+    damaged = dataclasses.replace(world, documents=list(docs.values()))
+    report = verify_world(damaged, engine, progress=False)
+    removed = {e.id for e in edges}
+    assert all("grounded" in report.edge_failures[i] for i in removed)
+    others = [i for i in report.edge_failures if i not in removed]
+    assert sum("grounded" in report.edge_failures[i] for i in others) == 0
+    marked = report.apply(world.edges)
+    assert all(not e.verified and "grounded" in e.failures for e in marked if e.id in removed)
+
+
+def test_missing_article_fails_retrieval(world):
+    edge = world.edges[0]
+    holder_doc = world.doc_of(world.holder(edge)).id
+    engine = engine_from_documents([d for d in world.documents if d.id != holder_doc], "bm25s")
+    report = verify_world(world, engine, progress=False)
+    assert report.edge_failures[edge.id] == ["retrievable"]
+    assert all(
+        "retrievable" in report.edge_failures[e.id]
+        for e in world.edges
+        if world.doc_of(world.holder(e)).id == holder_doc
+    )
+
+
+def test_contradictions(world, engine):
+    first, second = world.edges[0], world.edges[1]
+    noise = [
+        {"kind": "conflict", "edge": first.id, "doc": "x", "sentence": "x"},
+        {"kind": "distractor", "edge": None},
+    ]
+    # a second edge of the same relation from the same holder to a different other end
+    holder = world.holder(second)
+    other = next(
+        x
+        for x in world.entities
+        if x != world.other_end(second)
+        and world.entities[x].type == world.entities[world.other_end(second)].type
+    )
+    clash = dataclasses.replace(
+        second, id=10**6, **({"target": other} if holder == second.source else {"source": other})
+    )
+    changed = dataclasses.replace(world, edges=[*world.edges, clash], noise=noise)
+    report = verify_world(changed, engine, progress=False)
+    assert "contradicted" in report.edge_failures[first.id]
+    assert (
+        "contradicted" in report.edge_failures[second.id] and "contradicted" in report.edge_failures[clash.id]
+    )
+    assert sum("contradicted" in f for f in report.edge_failures.values()) == 3
+
+
+def test_build_world_verifies_through_the_index(tmp_path):
+    world = build_world(WorldConfig(num_entities=120, seed=1), tmp_path / "world", progress=False)
+    assert (tmp_path / "world" / "index" / "bm25s" / "index.json").is_file()
+    summary = world.manifest["verification"]
+    assert sum(r["verified"] for r in summary.values()) == sum(e.verified for e in world.edges) > 0
+    engine = load_engine(tmp_path / "world")  # the index built inside the world is fresh after the move
+    assert build_index(tmp_path / "world", progress=False) == tmp_path / "world" / "index" / "bm25s"
+    source = world.edges[0].source
+    assert engine.search(world.entities[source].name, 1)[0].doc_id == world.doc_of(source).id

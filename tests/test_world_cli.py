@@ -1,0 +1,84 @@
+"""`searchgym world ...` commands through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from searchgym.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "w"
+    res = runner.invoke(app, ["world", "build", str(out), "--entities", "400", "--seed", "9", "--no-verify"])
+    assert res.exit_code == 0, res.output
+    assert "400 entities" in res.output
+    return out
+
+
+def test_build_refuses_existing_dir(built: Path):
+    res = runner.invoke(app, ["world", "build", str(built), "--entities", "400", "--no-verify"])
+    assert res.exit_code == 1 and "already exists" in res.output and "--overwrite" in res.output
+
+
+def test_build_with_config_and_override(tmp_path: Path):
+    cfg = tmp_path / "world.yaml"
+    cfg.write_text("seed: 4\nnum_entities: 300\nverify: false\n")
+    out = tmp_path / "w"
+    res = runner.invoke(
+        app, ["world", "build", str(out), "-c", str(cfg), "--set", "noise.distractor_rate=0.1"]
+    )
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seed"] == 4 and manifest["counts"]["noise"]["distractor"] == 30
+    bad = runner.invoke(app, ["world", "build", str(tmp_path / "x"), "--set", "noise.nope=1"])
+    assert bad.exit_code == 1 and "unknown key 'nope'" in bad.output
+
+
+def test_info(built: Path):
+    res = runner.invoke(app, ["world", "info", str(built)])
+    assert res.exit_code == 0, res.output
+    for part in ("Entities", "Relations", "Degree histogram", "born_in", "person", "not verified"):
+        assert part in res.output
+
+
+def test_show_by_id_name_and_url(built: Path):
+    from searchgym.world.store import World
+
+    w = World.load(built)
+    ent = w.entities["person/000001"]
+    url = w.doc_of(ent.id).url
+    for key in (ent.id, ent.name.lower(), url):
+        res = runner.invoke(app, ["world", "show", str(built), key])
+        assert res.exit_code == 0, res.output
+        assert ent.name in res.output and "born_in" in res.output and "Summary" in res.output
+    res = runner.invoke(app, ["world", "show", str(built), "Nobody Atall"])
+    assert res.exit_code == 1 and "no entity" in res.output
+
+
+def test_export_corpus(built: Path, tmp_path: Path):
+    out = tmp_path / "corpus.jsonl"
+    res = runner.invoke(app, ["world", "export-corpus", str(built), str(out)])
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    docs = [json.loads(line) for line in (built / "corpus.jsonl").read_text().splitlines()]
+    assert len(rows) == len(docs)
+    assert all(set(r) == {"id", "contents"} for r in rows)
+    assert rows[0]["contents"] == docs[0]["title"] + "\n" + docs[0]["text"]
+
+
+def test_damaged_world_is_a_clear_cli_error(built: Path, tmp_path: Path):
+    import shutil
+
+    w = tmp_path / "w"
+    shutil.copytree(built, w)
+    with open(w / "entities.jsonl", "a") as f:
+        f.write("{}\n")
+    res = runner.invoke(app, ["world", "info", str(w)])
+    assert res.exit_code == 1 and "entities.jsonl" in res.output and "Traceback" not in res.output
