@@ -2,8 +2,8 @@
 
 1. Step time. One run, same tiny setup for both trainers: a tiny Llama student, a teacher twice its depth and width
    (same locally trained tokenizer), a toy prompt set and a toy reward. TRL's plain `GRPOTrainer` vs
-   `TRACGRPOTrainer(estimator="trac")` with an `HFTeacher`; the first (warm-up) step is excluded, the median of the
-   rest is reported. Target: ratio <= 1.25.
+   `TRACGRPOTrainer(estimator="trac")` with an `HFTeacher`, run alternately (`--rounds`); the first (warm-up) step of
+   every run is excluded and the medians are compared. Target: ratio <= 1.25.
 2. Memory. `HFTeacher` on one 4,096-token sequence with a 32,000-token vocabulary, chunked LM head vs one full
    projection. Each variant runs in a fresh subprocess; the figure is the growth of the process's peak RSS
    (ru_maxrss) during scoring.
@@ -95,7 +95,10 @@ def step_times(args: argparse.Namespace) -> dict:
         trainer.train()
         return timer.times[1:]
 
-    grpo, trac = run("grpo"), run("trac")
+    grpo, trac = [], []
+    for _ in range(args.rounds):  # alternate, so load from other processes drifts into both figures alike
+        grpo += run("grpo")
+        trac += run("trac")
     g, t = statistics.median(grpo), statistics.median(trac)
     return {
         "setup": {
@@ -105,7 +108,7 @@ def step_times(args: argparse.Namespace) -> dict:
             "batch": args.batch,
             "num_generations": args.generations,
             "max_completion_length": args.completion_len,
-            "timed_steps": args.steps - 1,
+            "timed_steps_per_trainer": args.rounds * (args.steps - 1),
             "threads": args.threads,
         },
         "grpo_step_s": g,
@@ -169,7 +172,8 @@ def main() -> None:
     p.add_argument("--generations", type=int, default=8)
     p.add_argument("--completion-len", type=int, default=48)
     p.add_argument("--vocab", type=int, default=1024)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=2, help="alternating GRPO / TRAC-GRPO runs")
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--memory-worker", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()

@@ -118,8 +118,10 @@ def _dense_top(engine, ids, k):
     return [(int(i), round(float(scores[i]), 4)) for i in order[:k] if scores[i] > 0]
 
 
-def test_maxscore_pruning_is_exact():
-    """The pruned top-k equals a brute-force sum over every posting list, on a skewed random corpus."""
+@pytest.mark.parametrize("max_depth", [0, 64, 10**9])  # dense path only, mixed, threshold path only
+def test_pruned_top_k_is_exact(monkeypatch, max_depth):
+    """The top-k equals a brute-force sum over every posting list, on a skewed random corpus."""
+    monkeypatch.setattr("searchgym.index.bm25s_engine.MAX_DEPTH", max_depth)
     rng = random.Random(0)
     words = [f"w{i}" for i in range(300)]
     weights = [1 / (i + 1) for i in range(300)]  # Zipf-like: a few very common words

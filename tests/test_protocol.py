@@ -242,7 +242,7 @@ def random_turn(rng: random.Random) -> str:
 def test_fuzz_never_raises(protocol):
     rng = random.Random(1234)
     kinds = set()
-    for _ in range(5000):
+    for _ in range(10_000):
         text = random_turn(rng)
         act = parse_action(
             text, protocol, require_think=rng.random() < 0.5, max_query_chars=rng.choice([1, 64, 512])

@@ -174,7 +174,8 @@ def test_rejects_ambiguous_and_unverified(worlds):
     # ... until its edge is unverified: then neither the check nor synthesis may use it
     edge_id = step.edge
     edges = [dataclasses.replace(e, verified=False) if e.id == edge_id else e for e in w.edges]
-    w2 = dataclasses.replace(w, edges=edges)
+    w2 = World.load(w.path)
+    w2.edges = edges  # a world whose verification failed this one edge
     syn2 = Synthesizer(w2, SMALL)
     assert not syn2.check(ok)
     for t in build_tasks(w2, SMALL, progress=False):

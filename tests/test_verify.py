@@ -8,7 +8,16 @@ import pytest
 
 from searchgym.index.build import build_index, engine_from_documents, load_engine
 from searchgym.world.build import WorldConfig, build_world
+from searchgym.world.store import World
 from searchgym.world.verify import CHECKS, verify_world
+
+
+def _variant(world: World, **records) -> World:
+    """The same world with some records replaced (documents, edges, noise), loaded fresh."""
+    out = World(world.path, world.manifest, world.schema)
+    for name, value in records.items():
+        setattr(out, name, value)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +61,7 @@ def test_removed_fact_sentence_fails_grounding(world, engine):
         docs[fact.doc] = dataclasses.replace(
             docs[fact.doc], text=docs[fact.doc].text.replace(fact.sentence, "")
         )
-    damaged = dataclasses.replace(world, documents=list(docs.values()))
+    damaged = _variant(world, documents=list(docs.values()))
     report = verify_world(damaged, engine, progress=False)
     removed = {e.id for e in edges}
     assert all("grounded" in report.edge_failures[i] for i in removed)
@@ -92,7 +101,7 @@ def test_contradictions(world, engine):
     clash = dataclasses.replace(
         second, id=10**6, **({"target": other} if holder == second.source else {"source": other})
     )
-    changed = dataclasses.replace(world, edges=[*world.edges, clash], noise=noise)
+    changed = _variant(world, edges=[*world.edges, clash], noise=noise)
     report = verify_world(changed, engine, progress=False)
     assert "contradicted" in report.edge_failures[first.id]
     assert (

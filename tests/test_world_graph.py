@@ -11,6 +11,7 @@ import pytest
 from searchgym.world.build import WorldConfig, build_world
 from searchgym.world.corpus import url_for
 from searchgym.world.names import NameRegistry, fold
+from searchgym.world.noise import NoiseConfig
 from searchgym.world.schema import SchemaError, load_schema, parse_schema
 from searchgym.world.store import World
 
@@ -187,7 +188,8 @@ def test_phrasings_vary(world):
 
 
 def test_same_seed_same_bytes_different_seed_differs(tmp_path: Path):
-    cfg = WorldConfig(seed=7, num_entities=800, verify=False)
+    noise = NoiseConfig(distractor_rate=0.02, conflict_rate=0.02)
+    cfg = WorldConfig(seed=7, num_entities=800, verify=False, noise=noise)
     a = build_world(cfg, tmp_path / "a", progress=False)
     b = build_world(cfg, tmp_path / "b", progress=False)
     for name in ["manifest.json", *a.manifest["files"]]:

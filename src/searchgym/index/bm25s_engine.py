@@ -23,6 +23,7 @@ from searchgym.io import write_json
 from searchgym.world.types import Document
 
 FIRST_DEPTH = 64  # documents taken from the top of each long posting list on the first pass
+MAX_DEPTH = 256  # beyond this depth, scoring whole posting lists densely is cheaper
 
 
 @dataclass
@@ -81,9 +82,9 @@ class Bm25sEngine(SearchEngine):
     @classmethod
     def load(cls, directory: Path, **overrides) -> Bm25sEngine:
         config = Bm25sConfig.from_dict({**json.loads((directory / "config.json").read_text()), **overrides})
-        arrays = [
-            np.load(directory / f"{n}.npy", mmap_mode="r") for n in ("data", "indices", "indptr", "impact")
-        ]
+        # memory-mapped, viewed as plain arrays (np.memmap slicing has Python-level overhead per call)
+        names = ("data", "indices", "indptr", "impact")
+        arrays = [np.load(directory / f"{n}.npy", mmap_mode="r").view(np.ndarray) for n in names]
         vocab = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
         return cls(DocStore.load(directory), vocab, *arrays, config)
 
@@ -122,24 +123,30 @@ class Bm25sEngine(SearchEngine):
         terms, counts = np.unique(np.asarray(ids, dtype=np.int64), return_counts=True)
         starts, lengths = self.indptr[terms], self.indptr[terms + 1] - self.indptr[terms]
         postings = [self._posting(int(t)) for t in terms]
-        m = max(k, FIRST_DEPTH)
-        while True:
+        m, floor = max(k, FIRST_DEPTH), np.float32(0.0)
+        while m <= MAX_DEPTH:
             take = np.minimum(lengths, m)
-            cands = np.unique(
-                np.concatenate(
-                    [self.indices[self.impact[s : s + n]] for s, n in zip(starts, take, strict=True)]
-                )
-            )
+            parts = [self.indices[self.impact[s : s + n]] for s, n in zip(starts, take, strict=True)]
+            cands = np.unique(np.concatenate(parts))
             scores = self._exact(cands, postings, counts)
             cut = take < lengths
-            tail = float((self.data[self.impact[starts[cut] + take[cut] - 1]] * counts[cut]).sum())
-            if not cut.any() or (
-                len(cands) >= k and tail < np.partition(scores, len(cands) - k)[len(cands) - k]
-            ):
-                break
+            if not cut.any():
+                return _ranked(cands, scores, k)
+            if len(cands) >= k:
+                floor = np.partition(scores, len(cands) - k)[
+                    len(cands) - k
+                ]  # k documents score at least this
+                tail = float((self.data[self.impact[starts[cut] + take[cut] - 1]] * counts[cut]).sum())
+                if tail < floor:
+                    return _ranked(cands, scores, k)
             m *= 4
-        order = np.lexsort((cands, -scores))[:k]
-        return cands[order], scores[order]
+        # Many co-occurring mid-frequency words: accumulate whole posting lists over the corpus, then keep
+        # only documents at or above the floor already proven by the candidates (no corpus-wide selection).
+        acc = np.zeros(len(self.store), dtype=np.float32)
+        for (docs, weights), c in zip(postings, counts, strict=True):
+            acc[docs] += weights * np.float32(c)  # a document occurs once per posting list
+        top = np.flatnonzero(acc >= floor) if floor > 0 else np.flatnonzero(acc)
+        return _ranked(top, acc[top], k)
 
     @staticmethod
     def _exact(cands: np.ndarray, postings, counts) -> np.ndarray:
@@ -151,6 +158,11 @@ class Bm25sEngine(SearchEngine):
 
     def access(self, url: str) -> Document | None:
         return self.store.access(url)
+
+
+def _ranked(docs: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.lexsort((docs, -scores))[:k]  # score descending, then document order
+    return docs[order], scores[order]
 
 
 def _orders(data, indices, indptr) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

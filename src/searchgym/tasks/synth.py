@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from searchgym.tasks.types import EvidenceStep, Task
 
 TYPES = ("chain", "obfuscated", "intersection", "comparison")
 MAX_LEVEL = 5
-# short forms people use for a name; an alias is kept only when unambiguous (see alias_table)
+# short forms people use for a name; an alias is kept only when unambiguous (see Aliases)
 NAME_PREFIXES = ("Dr.", "Prof.", "Sir", "Dame", "Lady", "Lord", "Mr.", "Mrs.", "Ms.", "University of")
 NAME_SUFFIXES = tuple(
     "Inc.|Ltd.|LLC|Corp.|Corporation|plc|Group|Holdings|Industries|Dynamics|Systems|Labs|Works|Foods|Motors|Media|"
@@ -195,29 +196,42 @@ def _strip_affixes(name: str) -> list[str]:
     return out
 
 
-def alias_table(entities: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+_NOT_WORD = re.compile(r"[^\w\s]")
+_ARTICLE = re.compile(r"\b(a|an|the)\b")
+
+
+def fold(text: str) -> str:
+    """A fast form of the reward's `normalize_answer` (identical on ASCII names): case, punctuation, articles."""
+    return " ".join(_ARTICLE.sub(" ", _NOT_WORD.sub("", text.casefold())).split())
+
+
+class Aliases:
     """Short forms ("Drailbron" for "Drailbron Group") that cannot be confused with another entity: the alias is
-    nobody else's name or alias, and does not occur (at word boundaries) inside any other entity's name."""
-    norm = {eid: normalize_answer(e.name) for eid, e in entities.items()}
-    by_token: dict[str, set[str]] = defaultdict(set)
-    for eid, n in norm.items():
-        for tok in n.split():
-            by_token[tok].add(eid)
-    cands = {eid: _strip_affixes(e.name) for eid, e in entities.items()}
-    owners: dict[str, set[str]] = defaultdict(set)
-    for eid, aliases in cands.items():
-        for a in aliases:
-            owners[normalize_answer(a)].add(eid)
+    nobody else's name or alias, and does not occur (at word boundaries) inside any other entity's name.
+    Computed on demand for answer entities; the indexes over all names are built once."""
 
-    def unambiguous(eid: str, alias: str) -> bool:
-        a = normalize_answer(alias)
-        if len(a) < 3 or owners[a] != {eid}:
+    def __init__(self, entities: dict[str, Any]):
+        self.entities = entities
+        self.by_token: dict[str, set[str]] = defaultdict(set)
+        self.owners: dict[str, set[str]] = defaultdict(set)
+        for eid, e in entities.items():
+            for tok in set(fold(e.name).split()):
+                self.by_token[tok].add(eid)
+            for a in _strip_affixes(e.name):
+                self.owners[fold(a)].add(eid)
+        self.cache: dict[str, tuple[str, ...]] = {}
+
+    def _ok(self, eid: str, alias: str) -> bool:
+        a = fold(alias)
+        if len(a) < 3 or self.owners[a] != {eid} or normalize_answer(alias) != a:
             return False
-        holders = set.intersection(*(by_token.get(t, set()) for t in a.split()))
-        return all(f" {a} " not in f" {norm[o]} " for o in holders - {eid})
+        others = set.intersection(*(self.by_token.get(t, set()) for t in a.split())) - {eid}
+        return all(f" {a} " not in f" {fold(self.entities[o].name)} " for o in others)
 
-    out = {eid: tuple(a for a in c if unambiguous(eid, a)) for eid, c in cands.items() if c}
-    return {eid: a for eid, a in out.items() if a}
+    def get(self, eid: str) -> tuple[str, ...]:
+        if eid not in self.cache:
+            self.cache[eid] = tuple(a for a in _strip_affixes(self.entities[eid].name) if self._ok(eid, a))
+        return self.cache[eid]
 
 
 # ---------------------------------------------------------------- synthesis
@@ -247,7 +261,7 @@ class Synthesizer:
         self.nouns = type_nouns(world.schema)
         self.gv = Graph(world, self.rel, verified_only=True)
         self.gf = Graph(world, self.rel, verified_only=False)
-        self.aliases = alias_table(world.entities)
+        self.aliases = Aliases(world.entities)
         self._url: dict[str, str] = {}
         # reach[k] = holders from which some verified walk of k hops starts (revisits ignored here)
         self.reach: list[set[str]] = [set(world.entities)]
@@ -420,8 +434,7 @@ class Synthesizer:
                 return False
         if d.type == "comparison":  # the answer is one of the two options by design
             return True
-        answer_norm = f" {normalize_answer(self.name(d.answer))} "
-        return answer_norm not in f" {normalize_answer(d.question)} "
+        return self.name(d.answer).casefold() not in d.question.casefold()
 
     def finish(self, d: Draft) -> Task:
         start = d.evidence[0].entity
@@ -432,7 +445,7 @@ class Synthesizer:
             id=f"{d.type}-{digest}",
             question=d.question,
             answer=self.name(d.answer),
-            aliases=self.aliases.get(d.answer, ()),
+            aliases=self.aliases.get(d.answer),
             type=d.type,
             hops=len(d.evidence),
             level=level_of(d.type, d.variant),
@@ -501,7 +514,7 @@ def synthesize(world: Any, cfg: TaskConfig, progress: bool = True) -> tuple[list
                 if d is None:
                     continue
                 fkey = json.dumps(d.form, sort_keys=True)
-                qkey = normalize_answer(d.question)
+                qkey = d.question.casefold()
                 if fkey in seen_form or qkey in seen_q or not syn.check(d):
                     continue
                 seen_form.add(fkey)

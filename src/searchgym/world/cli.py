@@ -105,9 +105,18 @@ def info(world: Path = typer.Argument(..., help="world directory")) -> None:
         console.print(f"max degree {max(degree.values())}")
     v = manifest.get("verification")
     if v:
-        console.print("[bold]Verification[/]", v)
+        total, ok = sum(r["total"] for r in v.values()), sum(r["verified"] for r in v.values())
+        console.print(
+            f"verification: {ok:,} of {total:,} edges verified ({ok / max(total, 1):.1%}); "
+            "failures per relation in the table above"
+        )
     else:
         console.print("not verified (built with --no-verify)")
+    rewrite = manifest.get("rewrite")
+    if rewrite:
+        console.print(
+            f"LLM rewrite: {rewrite['documents']:,} documents, {rewrite['facts_missing']:,} fact sentences lost"
+        )
 
 
 @world_app.command()
