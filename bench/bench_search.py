@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import socket
 import subprocess
@@ -239,6 +240,7 @@ def main() -> None:
         "queries": len(queries),
         "k": args.k,
         "backends": {},
+        "load_average_at_start": os.getloadavg(),
     }
     print(json.dumps(results["world"]), flush=True)
     for backend in args.backends:
@@ -278,6 +280,7 @@ def main() -> None:
             args.http_max_requests,
         ),
     }
+    results["load_average_at_end"] = os.getloadavg()  # the machine is shared: read figures against this
     write_json(Path(args.out), results)
     print(f"wrote {args.out}")
 

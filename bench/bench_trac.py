@@ -5,8 +5,8 @@
    `TRACGRPOTrainer(estimator="trac")` with an `HFTeacher`, run alternately (`--rounds`); the first (warm-up) step of
    every run is excluded and the medians are compared. Target: ratio <= 1.25.
 2. Memory. `HFTeacher` on one 4,096-token sequence with a 32,000-token vocabulary, chunked LM head vs one full
-   projection. Each variant runs in a fresh subprocess; the figure is the growth of the process's peak RSS
-   (ru_maxrss) during scoring.
+   projection. Each variant runs in a fresh subprocess; the figure is the process's peak RSS (ru_maxrss) after
+   scoring minus its RSS just before scoring.
 
     .venv/bin/python bench/bench_trac.py                 # writes bench/results/trac.json
     .venv/bin/python bench/bench_trac.py --steps 4 --skip-memory
@@ -59,8 +59,12 @@ def step_times(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     tok = train_tokenizer(CORPUS, vocab_size=args.vocab, min_frequency=1)
-    student_cfg = TinyModelConfig(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128)
-    teacher_cfg = TinyModelConfig(hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=2, intermediate_size=256, seed=1)
+    student_cfg = TinyModelConfig(
+        hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128
+    )
+    teacher_cfg = TinyModelConfig(
+        hidden_size=128, num_layers=4, num_heads=4, num_kv_heads=2, intermediate_size=256, seed=1
+    )
     prompts = ["the capital of", "ada was born", "<search>", "norland is"]
     data = Dataset.from_dict({"prompt": prompts * args.steps * 4})
 
@@ -120,6 +124,11 @@ def step_times(args: argparse.Namespace) -> dict:
     }
 
 
+def _current_rss_kb() -> int:
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * resource.getpagesize() // 1024
+
+
 def memory_worker(chunk: int) -> None:
     """Runs in a subprocess: peak RSS growth while scoring one 4k-token sequence with a 32k vocabulary."""
     import torch
@@ -144,20 +153,27 @@ def memory_worker(chunk: int) -> None:
     scorer = HFTeacher(LlamaForCausalLM(cfg), Tok(), batch_size=1, chunk=chunk or None)
     seq = torch.randint(0, 32000, (4096,)).tolist()
     mask = [0] * 96 + [1] * 4000
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _current_rss_kb()  # the peak before scoring may be higher (model init), so compare with current RSS
     start = time.perf_counter()
     logp, entropy = scorer.score([seq], [mask])
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert torch.isfinite(logp).all() and torch.isfinite(entropy).all()
-    print(json.dumps({"chunk": chunk or None, "peak_rss_growth_mb": (after - before) / 1024, "seconds": seconds}))
+    print(
+        json.dumps(
+            {"chunk": chunk or None, "peak_rss_growth_mb": (after - before) / 1024, "seconds": seconds}
+        )
+    )
 
 
 def memory(chunks: list[int]) -> dict:
     out = {}
     for chunk in chunks:
         proc = subprocess.run(
-            [sys.executable, __file__, "--memory-worker", str(chunk)], capture_output=True, text=True, check=True
+            [sys.executable, __file__, "--memory-worker", str(chunk)],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         row = json.loads(proc.stdout.strip().splitlines()[-1])
         out["unchunked" if chunk == 0 else f"chunk_{chunk}"] = row
@@ -184,12 +200,16 @@ def main() -> None:
 
     result = {"step_time": step_times(args)}
     st = result["step_time"]
-    print(f"GRPO step {st['grpo_step_s']:.3f}s  TRAC-GRPO step {st['trac_step_s']:.3f}s  ratio {st['ratio']:.3f}")
+    print(
+        f"GRPO step {st['grpo_step_s']:.3f}s  TRAC-GRPO step {st['trac_step_s']:.3f}s  ratio {st['ratio']:.3f}"
+    )
     if not args.skip_memory:
         result["teacher_memory_32k_vocab_4k_tokens"] = memory([0, 512, 128])
         for name, row in result["teacher_memory_32k_vocab_4k_tokens"].items():
             if isinstance(row, dict):
-                print(f"teacher scoring {name:>10}: +{row['peak_rss_growth_mb']:.0f} MB peak RSS, {row['seconds']:.2f}s")
+                print(
+                    f"teacher scoring {name:>10}: +{row['peak_rss_growth_mb']:.0f} MB peak RSS, {row['seconds']:.2f}s"
+                )
     write_json(RESULTS, result)
     print(f"wrote {RESULTS}")
 

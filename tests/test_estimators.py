@@ -58,7 +58,9 @@ def test_trac_by_hand():
     assert torch.allclose(adv, expected, atol=1e-6)
     assert diag["auc_per_group"] == [0.875]
     assert diag["w_D/mean"] == pytest.approx(0.75) and diag["w_P/mean"] == pytest.approx(0.5)
-    assert diag["teacher_reward/correct"] == pytest.approx(0.5) and diag["teacher_reward/wrong"] == pytest.approx(-0.5)
+    assert diag["teacher_reward/correct"] == pytest.approx(0.5) and diag[
+        "teacher_reward/wrong"
+    ] == pytest.approx(-0.5)
     assert diag["omega/frac_below_0.1"] == 0.0
     assert state.history == (0.75,)
 
@@ -68,7 +70,9 @@ def test_switches_turn_factors_off():
     on, _, _ = compute_advantages("trac", batch(), cfg)
     unc, _, _ = compute_advantages("uncalibrated", batch(), TRACConfig(lam=0.2, norm_eps=0.0))
     assert torch.allclose(on, unc)
-    raw, _, _ = compute_advantages("trac", batch(), TRACConfig(lam=0.2, normalize=False, use_wp=False, use_wd=False, use_wc=False))
+    raw, _, _ = compute_advantages(
+        "trac", batch(), TRACConfig(lam=0.2, normalize=False, use_wp=False, use_wd=False, use_wc=False)
+    )
     r = (TEACHER - BEHAVIOUR) * MASK
     assert torch.allclose(raw, torch.tensor([A, -A, A, -A])[:, None] + 0.2 * r)
 
@@ -92,3 +96,15 @@ def test_state_threads_through_calls():
     assert diag["w_D/mean"] == pytest.approx(0.2) and state.history == (0.2,)
     _, _, state = compute_advantages("trac", batch(), TRACConfig(), state)
     assert state.history == (0.2, 0.75)
+
+
+def test_pass_rate_per_group_equals_per_rollout():
+    two = dict(rewards=torch.cat([REWARDS, REWARDS]), mask=torch.cat([MASK, MASK]), groups=4)
+    two |= dict(teacher_logp=torch.cat([TEACHER, TEACHER]), behaviour_logp=torch.cat([BEHAVIOUR, BEHAVIOUR]))
+    two |= dict(teacher_entropy=torch.zeros(8, 2), vocab_size=8)
+    per_group, _, _ = compute_advantages(
+        "trac", TRACBatch(**two, pass_rate=torch.tensor([0.2, 0.9])), TRACConfig()
+    )
+    per_rollout = TRACBatch(**two, pass_rate=torch.tensor([0.2] * 4 + [0.9] * 4))
+    expected, diag, _ = compute_advantages("trac", per_rollout, TRACConfig())
+    assert torch.equal(per_group, expected) and diag["w_P/mean"] == pytest.approx(0.55)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import torch
-from test_rollout_common import TASKS, engine, tiny_agent
 
 from searchgym.env.env import EnvConfig, SearchEnv
 from searchgym.rollout.adapters import to_trl, to_verl
 from searchgym.rollout.hf import HFGenerator
 from searchgym.rollout.rollout import RolloutConfig, rollout
+from test_rollout_common import TASKS, engine, tiny_agent
 
 
 class RecordingGenerator(HFGenerator):
@@ -50,7 +50,10 @@ def test_greedy_agent_searches_reads_and_answers_with_exact_tokens():
         assert [r[0] for r in runs] == [1, 0, 1]
         _, a, b = runs[1]
         obs = tr.turns[0]["observation"]
-        assert obs.startswith("\n<information>") and tr.completion_ids[a:b] == tok(obs, add_special_tokens=False)["input_ids"]
+        assert (
+            obs.startswith("\n<information>")
+            and tr.completion_ids[a:b] == tok(obs, add_special_tokens=False)["input_ids"]
+        )
         assert all(lp == 0.0 for lp in tr.logprobs[a:b])
         assert tok.decode(tr.completion_ids[: runs[0][2]]) == tr.turns[0]["action"]
         assert tr.prompt_ids == tok(SearchEnv(engine(), EnvConfig(max_turns=4)).reset(task))["input_ids"]
@@ -65,7 +68,10 @@ def test_ids_are_what_the_model_saw_and_logprobs_match_a_forward_pass():
     for call in gen.calls:  # the last prompt each episode was given (prompts are unique per episode here)
         for p in call:
             for i, tr in enumerate(trajs):
-                if p[: len(tr.prompt_ids)] == tr.prompt_ids and tr.prompt_ids + tr.completion_ids[: len(p) - len(tr.prompt_ids)] == p:
+                if (
+                    p[: len(tr.prompt_ids)] == tr.prompt_ids
+                    and tr.prompt_ids + tr.completion_ids[: len(p) - len(tr.prompt_ids)] == p
+                ):
                     last_input[i] = p
     for i, tr in enumerate(trajs):
         full = tr.prompt_ids + tr.completion_ids
@@ -112,13 +118,18 @@ def test_json_protocol_appends_the_chat_template_delta():
     for task, tr in zip(TASKS[:2], trajs, strict=True):
         env = factory()
         env.reset(task)
-        prompt = tok.apply_chat_template(env.messages(), tools=env.tools(), add_generation_prompt=True, tokenize=False)
+        prompt = tok.apply_chat_template(
+            env.messages(), tools=env.tools(), add_generation_prompt=True, tokenize=False
+        )
         assert tr.prompt_ids == tok(prompt, add_special_tokens=False)["input_ids"]
         assert len(tr.turns) == 4 and [s["kind"] for s in tr.info["steps"]] == ["invalid"] * 4
         # the whole sequence reads as the chat template's rendering of the conversation
         messages = env.messages()
         for turn in tr.turns[:-1]:
-            messages += [{"role": "assistant", "content": turn["action"]}, {"role": "tool", "content": turn["observation"]}]
+            messages += [
+                {"role": "assistant", "content": turn["action"]},
+                {"role": "tool", "content": turn["observation"]},
+            ]
         rendered = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         seen = tok.decode(tr.prompt_ids + tr.completion_ids, skip_special_tokens=False)
         assert seen == rendered + tr.turns[-1]["action"]
@@ -126,7 +137,9 @@ def test_json_protocol_appends_the_chat_template_delta():
 
 def test_adapters_have_trl_and_verl_shapes():
     model, tok = tiny_agent()
-    trajs = rollout(TASKS, env_factory(), HFGenerator(model, tok), tok, RolloutConfig(max_new_tokens=40, temperature=0))
+    trajs = rollout(
+        TASKS, env_factory(), HFGenerator(model, tok), tok, RolloutConfig(max_new_tokens=40, temperature=0)
+    )
     out = to_trl(trajs)
     assert {"prompt_ids", "completion_ids", "logprobs", "env_mask"} <= set(out)
     for key in ("completion_ids", "logprobs", "env_mask"):

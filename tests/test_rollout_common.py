@@ -14,10 +14,24 @@ from searchgym.tasks.types import EvidenceStep, Task
 from searchgym.world.types import Document
 
 DOCS = [
-    Document("city/1", "https://w.sg/Zorvan", "Zorvan", "Zorvan is a city in Keldor. It was founded by Mira Tel.", "city/1"),
-    Document("person/1", "https://w.sg/Mira_Tel", "Mira Tel", "Mira Tel is an architect born in Ostra.", "person/1"),
+    Document(
+        "city/1",
+        "https://w.sg/Zorvan",
+        "Zorvan",
+        "Zorvan is a city in Keldor. It was founded by Mira Tel.",
+        "city/1",
+    ),
+    Document(
+        "person/1", "https://w.sg/Mira_Tel", "Mira Tel", "Mira Tel is an architect born in Ostra.", "person/1"
+    ),
     Document("city/2", "https://w.sg/Ostra", "Ostra", "Ostra is a port city in Veland.", "city/2"),
-    Document("country/1", "https://w.sg/Keldor", "Keldor", "Keldor is a country. Its capital is Zorvan.", "country/1"),
+    Document(
+        "country/1",
+        "https://w.sg/Keldor",
+        "Keldor",
+        "Keldor is a country. Its capital is Zorvan.",
+        "country/1",
+    ),
     Document("country/2", "https://w.sg/Veland", "Veland", "Veland is a country on the coast.", "country/2"),
 ]
 
@@ -58,7 +72,9 @@ def tiny_agent(steps: int = 80):
     cfg = EnvConfig(max_turns=4)
     texts = [transcript(t, cfg) for t in TASKS]
     tok = train_tokenizer(texts * 20 + [d.contents for d in DOCS] * 20, vocab_size=600)
-    model = tiny_llama(tok, TinyModelConfig(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128))
+    model = tiny_llama(
+        tok, TinyModelConfig(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128)
+    )
     tok.padding_side = "right"  # training: positions count from 0 in every row
     batch = tok(texts, padding=True, return_tensors="pt")
     tok.padding_side = "left"

@@ -67,6 +67,12 @@ def _solutions(world: World, form: dict, verified_only: bool) -> set[str]:
                         ok.add(h)
                 cands &= ok
         return cands
+    if "attr" in form:
+        out = set()
+        for x in _solutions(world, form["of"], verified_only):
+            spec = world.schema.entity_type(world.entities[x].type).attribute(form["attr"])
+            out.add(spec.format(world.entities[x].attrs[form["attr"]]))
+        return out
     if "compare" in form:
         (a,), (b,) = (_solutions(world, f, verified_only) for f in form["of"])
         spec = world.schema.entity_type(world.entities[a].type).attribute(form["compare"])
@@ -85,8 +91,16 @@ def test_every_answer_is_the_unique_solution_on_the_graph(worlds, task_sets):
                 sols = _solutions(w, t.meta["form"], verified_only)
                 assert len(sols) == 1, (t.question, sols)
                 (sol,) = sols
-                assert w.entities[sol].name == t.answer
-                assert sol == t.meta["answer_entity"]
+                if "attr" in t.meta["form"]:
+                    assert sol == t.answer and t.meta["answer_attribute"] == t.meta["form"]["attr"]
+                    last = t.evidence[-1]
+                    assert (
+                        last.entity == t.meta["answer_entity"]
+                        and last.attribute == t.meta["answer_attribute"]
+                    )
+                else:
+                    assert w.entities[sol].name == t.answer
+                    assert sol == t.meta["answer_entity"]
 
 
 def test_evidence_edges_are_verified_and_stated_in_the_holder_article(worlds, task_sets):
@@ -112,6 +126,8 @@ def test_all_types_and_levels_present(task_sets):
         assert types == {"chain", "obfuscated", "intersection", "comparison"}
         chain_hops = {t.hops for t in tasks if t.type == "chain"}
         assert chain_hops == {1, 2, 3, 4, 5}
+        value_answers = [t for t in tasks if t.meta["answer_attribute"]]
+        assert value_answers and all(t.type == "chain" for t in value_answers)
         for t in tasks:
             if t.type == "chain":
                 assert t.level == t.hops

@@ -93,7 +93,8 @@ def test_tokenizer_mismatch_is_refused(tok, models):
         check_same_tokenizer(tok, other)
     with pytest.raises(TokenizerMismatch):
         HFTeacher(models[1], other, student_tokenizer=tok)
-    check_same_tokenizer(tok, train_tokenizer(CORPUS, vocab_size=320, min_frequency=1))  # same data -> same vocab
+    same = train_tokenizer(CORPUS, vocab_size=320, min_frequency=1)  # same data -> same vocabulary
+    check_same_tokenizer(tok, same)
 
 
 # ------------------------------------------------------------------------------------------- vLLM-format server
@@ -116,7 +117,9 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == "garbage":
             return self._send(200, b"<html>not json")
         if mode == "wrong_shape":
-            return self._send(200, json.dumps({"choices": [{"index": 0, "prompt_logprobs": [None]}]}).encode())
+            return self._send(
+                200, json.dumps({"choices": [{"index": 0, "prompt_logprobs": [None]}]}).encode()
+            )
         assert self.path == "/v1/completions" and body["max_tokens"] == 1
         choices = [self._choice(i, seq, body["prompt_logprobs"]) for i, seq in enumerate(body["prompt"])]
         reply = {"id": "cmpl-test", "object": "text_completion", "model": body["model"], "choices": choices}
@@ -133,7 +136,13 @@ class _Handler(BaseHTTPRequestHandler):
             prompt_logprobs.append(
                 {str(v): {"logprob": row[v].item(), "rank": ranks[v], "decoded_token": f"t{v}"} for v in keep}
             )
-        return {"index": index, "text": "x", "logprobs": None, "finish_reason": "length", "prompt_logprobs": prompt_logprobs}
+        return {
+            "index": index,
+            "text": "x",
+            "logprobs": None,
+            "finish_reason": "length",
+            "prompt_logprobs": prompt_logprobs,
+        }
 
     def _send(self, code, payload):
         self.send_response(code)

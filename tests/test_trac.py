@@ -97,7 +97,9 @@ def test_w_problem_variants():
     assert torch.allclose(trac.w_problem(p, "pass_rate", unknown=0.7), torch.tensor([0.3, 0.7, 0.8]))
     assert trac.w_problem(p, "hard_gate", tau=0.5).tolist() == [0.0, 1.0, 1.0]
     student = torch.tensor([0.6, 0.5, 0.2])
-    assert torch.allclose(trac.w_problem(p, "relative", student_pass_rate=student), torch.tensor([0.5, 1.0, 1.0]))
+    assert torch.allclose(
+        trac.w_problem(p, "relative", student_pass_rate=student), torch.tensor([0.5, 1.0, 1.0])
+    )
     zero = trac.w_problem(torch.tensor([0.0]), "relative", student_pass_rate=torch.tensor([0.0]))
     assert zero.tolist() == [0.0]
     with pytest.raises(ValueError, match="unknown w_P variant"):
@@ -113,7 +115,9 @@ def test_w_confidence_variants():
     w = trac.w_confidence(entropy, mask, "exp", tau=2.0)
     assert torch.allclose(w, torch.tensor([[math.exp(-math.log(vocab) / 4), math.exp(-0.5), 0.0]]))
     max_logp = torch.full((1, 3), math.log(0.5))
-    assert torch.allclose(trac.w_confidence(entropy, mask, "max_prob", max_logp=max_logp), torch.tensor([[0.5, 0.5, 0.0]]))
+    assert torch.allclose(
+        trac.w_confidence(entropy, mask, "max_prob", max_logp=max_logp), torch.tensor([[0.5, 0.5, 0.0]])
+    )
     with pytest.raises(ValueError, match="vocabulary size"):
         trac.w_confidence(entropy, mask, "entropy")
 
@@ -153,7 +157,9 @@ def test_random_teacher_gets_small_w_d_and_perfect_teacher_gets_one():
     assert abs(auc[~torch.isnan(auc)].mean().item() - 0.5) < 0.02
     perfect = teacher + 10 * rewards[:, None]  # correct rollouts get a higher teacher log-prob everywhere
     r = trac.raw_token_reward(perfect, behaviour, mask, clip=100.0)
-    w_perfect, _, _ = trac.w_discrimination_auc(trac.trajectory_score(r, mask), correct, gid, WDState(init=0.0))
+    w_perfect, _, _ = trac.w_discrimination_auc(
+        trac.trajectory_score(r, mask), correct, gid, WDState(init=0.0)
+    )
     assert w_perfect.min().item() == 1.0
 
 
@@ -162,7 +168,9 @@ def test_random_teacher_advantage_tends_to_grpo():
     a = trac.outcome_advantage(rewards, gid)
     r = trac.raw_token_reward(teacher, behaviour, mask)
     r_hat = trac.normalize_token_reward(r, mask, gid)
-    w_d, _, _ = trac.w_discrimination_auc(trac.trajectory_score(r, mask), trac.success(rewards), gid, WDState(init=0.0))
+    w_d, _, _ = trac.w_discrimination_auc(
+        trac.trajectory_score(r, mask), trac.success(rewards), gid, WDState(init=0.0)
+    )
     calibrated = trac.trac_advantage(a, r_hat, trac.combine(None, w_d, None, mask), mask, lam=0.5)
     uncalibrated = trac.trac_advantage(a, r_hat, mask.float(), mask, lam=0.5)
     gap_cal = (calibrated - a[:, None]).abs().mean().item()

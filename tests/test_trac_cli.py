@@ -18,7 +18,9 @@ runner = CliRunner()
 def saved(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     tok = train_tokenizer(CORPUS, vocab_size=300, min_frequency=1)
-    model = tiny_llama(tok, TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64))
+    model = tiny_llama(
+        tok, TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64)
+    )
     model.save_pretrained(root / "teacher")
     tok.save_pretrained(root / "teacher")
     other = train_tokenizer([c.upper() for c in CORPUS], vocab_size=300, min_frequency=1)
@@ -45,20 +47,66 @@ def test_check_tokenizers(saved):
 def test_score_writes_teacher_logprobs(saved, tmp_path):
     root, tok, model = saved
     rows = [
-        {"prompt_ids": tok("the capital").input_ids, "completion_ids": tok(" of norland").input_ids, "env_mask": None},
-        {"prompt_ids": tok("ada").input_ids, "completion_ids": tok(" was born").input_ids, "env_mask": [1, 0]},
+        {
+            "prompt_ids": tok("the capital").input_ids,
+            "completion_ids": tok(" of norland").input_ids,
+            "env_mask": None,
+        },
+        {
+            "prompt_ids": tok("ada").input_ids,
+            "completion_ids": tok(" was born").input_ids,
+            "env_mask": [1, 0],
+        },
     ]
     rows[1]["env_mask"] = [1] * (len(rows[1]["completion_ids"]) - 1) + [0]
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = runner.invoke(
         app,
-        ["trac", "score", "--teacher", str(root / "teacher"), "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "out.jsonl")],
+        [
+            "trac",
+            "score",
+            "--teacher",
+            str(root / "teacher"),
+            "--input",
+            str(tmp_path / "in.jsonl"),
+            "--output",
+            str(tmp_path / "out.jsonl"),
+        ],
     )
     assert result.exit_code == 0, result.output
     out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     seq = rows[0]["prompt_ids"] + rows[0]["completion_ids"]
-    ref, _ = HFTeacher(model, tok).score([seq], [[0] * len(rows[0]["prompt_ids"]) + [1] * len(rows[0]["completion_ids"])])
-    assert torch.allclose(torch.tensor(out[0]["teacher_logp"]), ref[0, len(rows[0]["prompt_ids"]) :], atol=1e-5)
+    ref, _ = HFTeacher(model, tok).score(
+        [seq], [[0] * len(rows[0]["prompt_ids"]) + [1] * len(rows[0]["completion_ids"])]
+    )
+    assert torch.allclose(
+        torch.tensor(out[0]["teacher_logp"]), ref[0, len(rows[0]["prompt_ids"]) :], atol=1e-5
+    )
     assert out[1]["teacher_logp"][-1] == 0.0 and out[1]["teacher_entropy"][-1] == 0.0  # observation token
-    missing = runner.invoke(app, ["trac", "score", "--teacher", str(root / "nope"), "--input", str(tmp_path / "in.jsonl"), "--output", str(tmp_path / "x.jsonl")])
+    missing = runner.invoke(
+        app,
+        [
+            "trac",
+            "score",
+            "--teacher",
+            str(root / "nope"),
+            "--input",
+            str(tmp_path / "in.jsonl"),
+            "--output",
+            str(tmp_path / "x.jsonl"),
+        ],
+    )
     assert missing.exit_code == 2 and "not a local directory" in missing.output
+
+
+def test_cli_import_stays_light():
+    import subprocess
+    import sys
+
+    code = "import sys, searchgym.advantage.cli; print('torch' in sys.modules)"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    )
+    from searchgym.advantage import TRACConfig, compute_advantages  # lazily exported
+
+    assert callable(compute_advantages) and TRACConfig().estimator == "trac"

@@ -7,7 +7,7 @@ import torch
 from datasets import Dataset
 from trl import GRPOConfig
 
-from searchgym.advantage.teacher import HFTeacher, OpenAITeacher
+from searchgym.advantage.teacher import HFTeacher, OpenAITeacher, TokenizerMismatch
 from searchgym.advantage.trac import TRACConfig
 from searchgym.models.tiny import TinyModelConfig, tiny_llama, train_tokenizer
 from searchgym.trainer.trac_grpo import TRACGRPOTrainer
@@ -34,7 +34,10 @@ def make_trainer(tok, tmp_path, estimator, teacher_kind="hf", steps=2):
         "dead": lambda: OpenAITeacher("http://127.0.0.1:9", "t", len(tok), tok, tok, retries=0, timeout=1.0),
     }[teacher_kind]()
     data = Dataset.from_dict(
-        {"prompt": ["the capital of", "ada was", "search", "norland is"] * 4, "task_id": ["a", "b", "c", "d"] * 4}
+        {
+            "prompt": ["the capital of", "ada was", "search", "norland is"] * 4,
+            "task_id": ["a", "b", "c", "d"] * 4,
+        }
     )
     args = GRPOConfig(
         output_dir=str(tmp_path / estimator),
@@ -102,8 +105,76 @@ def test_estimator_without_teacher_is_refused(tok, tmp_path):
         TRACGRPOTrainer(
             model=tiny_llama(tok, TinyModelConfig(**SMALL)),
             reward_funcs=odd_length,
-            args=GRPOConfig(str(tmp_path), per_device_train_batch_size=4, num_generations=4, report_to=[], use_cpu=True),
+            args=GRPOConfig(
+                str(tmp_path), per_device_train_batch_size=4, num_generations=4, report_to=[], use_cpu=True
+            ),
             train_dataset=Dataset.from_dict({"prompt": ["a"] * 4}),
             processing_class=tok,
             trac_config=TRACConfig(estimator="trac"),
+        )
+
+
+def test_rollout_func_env_mask_keeps_observations_free_of_teacher_reward(tok, tmp_path):
+    """A multi-turn rollout_func: model turn, observation tokens (env_mask 0), model turn, with sampler log-probs."""
+    obs = tok(" <information> vell </information>").input_ids
+
+    @torch.no_grad()
+    def rollout(prompts, trainer):
+        model, out = trainer.model, {"prompt_ids": [], "completion_ids": [], "logprobs": [], "env_mask": []}
+        for p in prompts:
+            ids = tok(p).input_ids
+            first = model.generate(
+                torch.tensor([ids]), do_sample=True, max_new_tokens=3, pad_token_id=tok.pad_token_id
+            )
+            second = model.generate(
+                torch.cat([first, torch.tensor([obs])], 1),
+                do_sample=True,
+                max_new_tokens=3,
+                pad_token_id=tok.pad_token_id,
+            )
+            full = second[0].tolist()
+            completion = full[len(ids) :]
+            mask = [1] * (first.shape[1] - len(ids)) + [0] * len(obs)
+            mask += [1] * (len(completion) - len(mask))
+            logp = torch.log_softmax(model(second).logits[0, :-1].float(), -1)
+            token_logp = logp.gather(-1, second[0, 1:, None]).squeeze(-1)[len(ids) - 1 :]
+            out["prompt_ids"].append(ids)
+            out["completion_ids"].append(completion)
+            out["env_mask"].append(mask)
+            out["logprobs"].append(
+                [lp if m else 0.0 for lp, m in zip(token_logp.tolist(), mask, strict=True)]
+            )
+        return out
+
+    trainer = make_trainer(tok, tmp_path, "uncalibrated", steps=1)
+    trainer.rollout_func = rollout
+    trainer.train()
+    last = trainer.last_trac
+    assert last["estimator"] == "uncalibrated"
+    adv, trl = last["advantages"], last["trl_advantages"]
+    for i, mask in enumerate(trainer._trac_ids[2]):
+        m = torch.tensor(mask, dtype=torch.bool)
+        row = adv[i, : len(mask)]
+        assert torch.allclose(
+            row[~m], trl[i].expand(int((~m).sum()))
+        )  # observation tokens: outcome advantage only
+    model_tokens = torch.zeros_like(adv, dtype=torch.bool)
+    for i, mask in enumerate(trainer._trac_ids[2]):
+        model_tokens[i, : len(mask)] = torch.tensor(mask, dtype=torch.bool)
+    assert not torch.allclose(adv[model_tokens], trl[:, None].expand_as(adv)[model_tokens])
+
+
+def test_teacher_with_another_tokenizer_is_refused(tok, tmp_path):
+    other = train_tokenizer([c.upper() for c in CORPUS], vocab_size=320, min_frequency=1)
+    teacher = HFTeacher(tiny_llama(other, TinyModelConfig(**SMALL)), other)  # no student tokenizer given here
+    with pytest.raises(TokenizerMismatch, match="same tokenizer"):
+        TRACGRPOTrainer(
+            model=tiny_llama(tok, TinyModelConfig(**SMALL)),
+            reward_funcs=odd_length,
+            args=GRPOConfig(
+                str(tmp_path), per_device_train_batch_size=4, num_generations=4, report_to=[], use_cpu=True
+            ),
+            train_dataset=Dataset.from_dict({"prompt": ["a"] * 4}),
+            processing_class=tok,
+            teacher=teacher,
         )

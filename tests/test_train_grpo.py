@@ -25,6 +25,8 @@ TINY = {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
+    """A tiny world with a 4-task training set and a student SFT-overfit on those tasks' oracle transcripts:
+    sampled rollouts then succeed sometimes, so groups have reward variance and GRPO has a gradient."""
     from searchgym.env.env import EnvConfig
     from searchgym.index.build import build_index, load_engine
     from searchgym.tasks.oracle import Oracle, save_transcripts
@@ -33,15 +35,21 @@ def setup(tmp_path_factory):
     from searchgym.trainer.sft import SFTRunConfig, run_sft
     from searchgym.world.build import WorldConfig, build_world
 
+    torch.set_num_threads(1)  # tiny matmuls: threads only contend on a shared 2-core machine
     root = tmp_path_factory.mktemp("train")
     world = build_world(WorldConfig(seed=0, num_entities=200), root / "world", progress=False)
     build_index(root / "world", progress=False)
     tcfg = TaskConfig(max_hops=2, chain_per_hops=30, obfuscated=0, intersection=0, comparison=0)
-    tasks = build_tasks(world, tcfg, progress=False)
-    save_tasks(tasks, root / "world", "t", tcfg.to_dict())
+    tasks = [t for t in build_tasks(world, tcfg, progress=False) if t.split == "train"]
     oracle = Oracle(world, load_engine(root / "world"), EnvConfig.from_dict(ENV))
-    save_transcripts(root / "transcripts.jsonl", oracle.run(tasks[:40]))
-    scfg = SFTRunConfig(max_steps=25, batch_size=4, vocab_size=600, model_overrides=TINY, learning_rate=3e-3)
+    result = oracle.run(tasks)
+    solved = {r["task_id"] for r in result.transcripts if r["success"]}
+    picked = [t for lvl in (1, 2) for t in [t for t in tasks if t.level == lvl and t.id in solved][:2]]
+    assert len(picked) == 4
+    save_tasks(picked, root / "world", "t", tcfg.to_dict())
+    result.transcripts = [r for r in result.transcripts if r["task_id"] in {t.id for t in picked}]
+    save_transcripts(root / "transcripts.jsonl", result)
+    scfg = SFTRunConfig(max_steps=60, batch_size=4, vocab_size=600, model_overrides=TINY, learning_rate=5e-3)
     summary = run_sft(root / "world", root / "transcripts.jsonl", root / "student", scfg)
     return {"root": root, "sft": summary}
 
@@ -57,10 +65,10 @@ def make_cfg(setup, out: str, **over) -> TrainConfig:
             "per_device_train_batch_size": 8,
             "learning_rate": 1e-3,
             "save_steps": 1,
-            "max_completion_length": 256,
+            "max_completion_length": 1000,
         },
         "env": ENV,
-        "rollout": {"max_new_tokens": 24, "max_total_tokens": 200},
+        "rollout": {"max_new_tokens": 64, "max_total_tokens": 1000},
         "curriculum": {
             "stages": [{"name": "s1", "levels": [1]}, {"name": "s2", "levels": [2]}],
             "promote_after_steps": 2,

@@ -37,6 +37,11 @@ def test_build_with_config_and_override(tmp_path: Path):
     assert res.exit_code == 0, res.output
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["seed"] == 4 and manifest["counts"]["noise"]["distractor"] == 30
+    distractor = next(
+        d for d in map(json.loads, (out / "corpus.jsonl").read_text().splitlines()) if d["entity"] is None
+    )
+    res = runner.invoke(app, ["world", "show", str(out), distractor["url"]])
+    assert res.exit_code == 0 and "not an entity article" in res.output and distractor["title"] in res.output
     bad = runner.invoke(app, ["world", "build", str(tmp_path / "x"), "--set", "noise.nope=1"])
     assert bad.exit_code == 1 and "unknown key 'nope'" in bad.output
 

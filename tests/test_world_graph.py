@@ -206,3 +206,19 @@ def test_world_config_yaml_roundtrip(tmp_path: Path):
     cfg.to_yaml(tmp_path / "w.yaml")
     back = WorldConfig.from_yaml(tmp_path / "w.yaml")
     assert back == cfg and back.noise.conflict_rate == 0.1
+
+
+def test_same_bytes_across_processes_and_hash_seeds(tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from searchgym.world.build import WorldConfig, build_world; "
+        "build_world(WorldConfig(seed=11, num_entities=500, verify=False), sys.argv[1], progress=False)"
+    )
+    for h in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": h}
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / h)], check=True, env=env)
+    for name in ("manifest.json", "entities.jsonl", "edges.jsonl", "facts.jsonl", "corpus.jsonl"):
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name

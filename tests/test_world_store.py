@@ -10,7 +10,7 @@ import pytest
 from searchgym.world.build import WorldConfig, build_world
 from searchgym.world.names import fold
 from searchgym.world.noise import NoiseConfig
-from searchgym.world.store import World, WorldError
+from searchgym.world.store import World, WorldError, find_entity
 
 
 @pytest.fixture(scope="module")
@@ -91,12 +91,18 @@ def test_noise_recorded_and_marked_contradicted(tmp_path: Path):
     w = build_world(cfg, tmp_path / "w", progress=False)
     conflicts = [r for r in w.noise if r["kind"] == "conflict"]
     distractors = [r for r in w.noise if r["kind"] == "distractor"]
-    assert len(conflicts) == round(0.05 * len(w.edges)) and len(distractors) == 35
     by_id = {d.id: d for d in w.documents}
+    primary = 0
     for r in conflicts:
         e = w.edges[r["edge"]]
-        assert r["sentence"] in by_id[r["doc"]].text and r["doc"] != w.other_end(e)
+        assert r["sentence"] in by_id[r["doc"]].text
         assert "contradicted" in e.failures and not e.verified
+        if r["doc"] == w.other_end(e):  # a 1-1 partner: the wrong claim names it with another holder
+            assert w.schema.relation(e.relation).cardinality == "1-1"
+            assert w.entities[w.holder(e)].name not in r["sentence"]
+        else:
+            primary += 1
+    assert primary == round(0.05 * len(w.edges)) and len(distractors) == 35
     real = {fold(x.name) for x in w.entities.values()}
     for r in distractors:
         d = by_id[r["doc"]]
@@ -114,3 +120,17 @@ def test_verification_through_real_index(tmp_path: Path):
     assert (tmp_path / "w" / "index" / "bm25s" / "index.json").is_file()
     manifest = json.loads((tmp_path / "w" / "manifest.json").read_text())
     assert manifest["files"]["edges.jsonl"]["sha256"] == w.manifest["files"]["edges.jsonl"]["sha256"]
+
+
+def test_find_entity_matches_world_api(small: Path):
+    w = World.load(small)
+    for ent in list(w.entities.values())[::50]:
+        doc = w.doc_of(ent.id)
+        for key in (ent.id, ent.name.upper(), doc.url):
+            found, found_doc, edges, names = find_entity(small, key)
+            assert found == ent and found_doc == doc
+            assert sorted(edges, key=lambda e: e.id) == sorted(
+                w.out_edges(ent.id) + w.in_edges(ent.id), key=lambda e: e.id
+            )
+            assert all(names[x] == w.entities[x].name for e in edges for x in (e.source, e.target))
+    assert find_entity(small, "No Such Name") == (None, None, [], {})

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import typer
 
-trac_app = typer.Typer(help="TRAC-GRPO: teacher token rewards, calibrations, estimators.", no_args_is_help=True)
+trac_app = typer.Typer(
+    help="TRAC-GRPO: teacher token rewards, calibrations, estimators.", no_args_is_help=True
+)
 
 EQUATIONS = """\
 r_it   = clip(log piT(o_it|s_it) - log pi_old(o_it|s_it), -{clip}, {clip})      model tokens only
@@ -62,7 +64,9 @@ def explain_text(cfg) -> str:
 @trac_app.command("explain")
 def explain(
     config: Path = typer.Option(None, help="TRACConfig YAML (default: built-in defaults)"),
-    set_: list[str] = typer.Option([], "--set", help="override, e.g. --set estimator=uncalibrated --set lam=0.2"),
+    set_: list[str] = typer.Option(
+        [], "--set", help="override, e.g. --set estimator=uncalibrated --set lam=0.2"
+    ),
 ) -> None:
     """Print the active TRAC-GRPO equations and configuration (see docs/trac.md)."""
     from searchgym.advantage.trac import TRACConfig
@@ -102,7 +106,9 @@ def check_tokenizers(
 @trac_app.command("score")
 def score(
     teacher: Path = typer.Option(..., help="teacher model directory (saved with save_pretrained)"),
-    input_: Path = typer.Option(..., "--input", help="JSONL rows with prompt_ids, completion_ids[, env_mask]"),
+    input_: Path = typer.Option(
+        ..., "--input", help="JSONL rows with prompt_ids, completion_ids[, env_mask]"
+    ),
     output: Path = typer.Option(..., help="JSONL with teacher_logp / teacher_entropy per completion token"),
     batch_size: int = typer.Option(8, help="sequences per teacher forward pass"),
     chunk: int = typer.Option(512, help="positions per LM-head chunk (bounds memory for large vocabularies)"),
@@ -126,14 +132,17 @@ def score(
         try:
             seqs = [list(r["prompt_ids"]) + list(r["completion_ids"]) for r in batch]
             masks = [
-                [0] * len(r["prompt_ids"]) + list(r.get("env_mask") or [1] * len(r["completion_ids"])) for r in batch
+                [0] * len(r["prompt_ids"]) + list(r.get("env_mask") or [1] * len(r["completion_ids"]))
+                for r in batch
             ]
             logp, entropy = scorer.score(seqs, masks)
         except (KeyError, TypeError, ValueError) as e:
             _fail(f"{input_} rows {start}-{start + len(batch) - 1}: {e}")
         for i, r in enumerate(batch):
             lo, hi = len(r["prompt_ids"]), len(seqs[i])
-            out.append(r | {"teacher_logp": logp[i, lo:hi].tolist(), "teacher_entropy": entropy[i, lo:hi].tolist()})
+            out.append(
+                r | {"teacher_logp": logp[i, lo:hi].tolist(), "teacher_entropy": entropy[i, lo:hi].tolist()}
+            )
     write_jsonl(output, out)
     typer.echo(f"scored {len(out)} rollouts -> {output}")
 

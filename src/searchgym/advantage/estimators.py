@@ -33,7 +33,7 @@ class TRACBatch:
     behaviour_logp: torch.Tensor | None = None  # (B, T)
     teacher_entropy: torch.Tensor | None = None  # (B, T)
     teacher_max_logp: torch.Tensor | None = None  # (B, T), only for w_C variant "max_prob"
-    pass_rate: torch.Tensor | None = None  # (B,), NaN = unknown
+    pass_rate: torch.Tensor | None = None  # (B,) or (G,), NaN = unknown
     vocab_size: int | None = None
 
     @property
@@ -66,7 +66,9 @@ def compute_advantages(
     if name not in ESTIMATORS:
         raise ValueError(f"unknown advantage estimator {name!r}; registered: {sorted(ESTIMATORS)}")
     if name != "grpo" and not batch.has_teacher:
-        raise ValueError(f"estimator {name!r} needs teacher_logp and behaviour_logp; only 'grpo' runs without")
+        raise ValueError(
+            f"estimator {name!r} needs teacher_logp and behaviour_logp; only 'grpo' runs without"
+        )
     state = state if state is not None else WDState(window=cfg.wd_window, init=cfg.wd_init)
     return ESTIMATORS[name](batch, cfg, state)
 
@@ -90,6 +92,8 @@ def teacher_terms(batch: TRACBatch, cfg: TRACConfig, state: WDState) -> dict:
     w_p = w_d = w_c = None
     if cfg.use_wp:
         pass_rate = batch.pass_rate if batch.pass_rate is not None else torch.full_like(scores, float("nan"))
+        if pass_rate.shape[0] != scores.shape[0]:  # one rate per group
+            pass_rate = pass_rate[gid]
         student = trac.group_pass_rate(batch.rewards, gid, cfg.success_threshold)
         w_p = trac.w_problem(pass_rate, cfg.wp_variant, cfg.wp_tau, student, cfg.wp_unknown)
     if cfg.use_wd:
@@ -107,7 +111,18 @@ def teacher_terms(batch: TRACBatch, cfg: TRACConfig, state: WDState) -> dict:
             entropy, mask, cfg.wc_variant, batch.vocab_size, cfg.wc_tau, batch.teacher_max_logp
         )
     omega = trac.combine(w_p, w_d, w_c, mask)
-    return dict(r=r, r_hat=r_hat, scores=scores, correct=correct, auc=auc, w_p=w_p, w_d=w_d, w_c=w_c, omega=omega, state=state)
+    return dict(
+        r=r,
+        r_hat=r_hat,
+        scores=scores,
+        correct=correct,
+        auc=auc,
+        w_p=w_p,
+        w_d=w_d,
+        w_c=w_c,
+        omega=omega,
+        state=state,
+    )
 
 
 def _summary(prefix: str, values: torch.Tensor | None) -> dict[str, float]:
@@ -160,7 +175,9 @@ def grpo(batch: TRACBatch, cfg: TRACConfig, state: WDState):
 @register_estimator("trac")
 def trac_grpo(batch: TRACBatch, cfg: TRACConfig, state: WDState):
     terms = teacher_terms(batch, cfg, state)
-    adv = trac.trac_advantage(_outcome(batch, cfg), terms["r_hat"], terms["omega"], batch.mask, cfg.lam, cfg.clamp_eta)
+    adv = trac.trac_advantage(
+        _outcome(batch, cfg), terms["r_hat"], terms["omega"], batch.mask, cfg.lam, cfg.clamp_eta
+    )
     return adv, diagnostics(batch, terms), terms["state"]
 
 

@@ -44,9 +44,7 @@ def tokenizer_fingerprint(tokenizer: Any) -> dict:
     """Vocabulary hash, size and special tokens: what must agree for token ids to mean the same thing."""
     vocab = sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])
     digest = hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode("utf-8")).hexdigest()
-    special = {
-        name: getattr(tokenizer, f"{name}_token_id", None) for name in ("bos", "eos", "pad", "unk")
-    }
+    special = {name: getattr(tokenizer, f"{name}_token_id", None) for name in ("bos", "eos", "pad", "unk")}
     return {
         "vocab_sha256": digest,
         "vocab_size": len(vocab),
@@ -75,6 +73,7 @@ class TeacherScorer(ABC):
     """Scores the student's token ids under a frozen teacher."""
 
     vocab_size: int
+    tokenizer: Any  # the teacher's tokenizer, for the identity check against the student's
 
     @abstractmethod
     def score_full(self, sequences: list[list[int]], masks: list[list[int]]) -> TeacherScores: ...
@@ -90,7 +89,9 @@ class TeacherScorer(ABC):
             if len(seq) != len(m):
                 raise ValueError(f"sequence {i} has {len(seq)} tokens but its mask has {len(m)}")
             if seq and (min(seq) < 0 or max(seq) >= self.vocab_size):
-                raise ValueError(f"sequence {i} has token ids outside the teacher vocabulary [0, {self.vocab_size})")
+                raise ValueError(
+                    f"sequence {i} has token ids outside the teacher vocabulary [0, {self.vocab_size})"
+                )
 
 
 def _empty(sequences: list[list[int]]) -> TeacherScores:
@@ -101,8 +102,9 @@ def _empty(sequences: list[list[int]]) -> TeacherScores:
 class HFTeacher(TeacherScorer):
     """A local transformers causal LM, batched and without gradients.
 
-    The LM head runs over `chunk` positions at a time, so the full (L, |V|) logits never exist at once: with a 32k
-    vocabulary at 4k tokens that is 0.5 GB per sequence in float32. `chunk=None` projects the whole sequence."""
+    The decoder runs once per batch; the LM head, log-softmax and entropy run only on the scored (mask 1) positions,
+    `chunk` of them at a time, so the full (L, |V|) logits never exist: with a 32k vocabulary at 4k tokens those would
+    be 0.5 GB per sequence in float32. `chunk=None` projects all scored positions of a batch at once."""
 
     def __init__(
         self,
@@ -114,6 +116,7 @@ class HFTeacher(TeacherScorer):
     ):
         if student_tokenizer is not None:
             check_same_tokenizer(student_tokenizer, tokenizer)
+        self.tokenizer = tokenizer
         self.model = model.eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -126,35 +129,38 @@ class HFTeacher(TeacherScorer):
     def score_full(self, sequences: list[list[int]], masks: list[list[int]]) -> TeacherScores:
         self._check(sequences, masks)
         out = _empty(sequences)
-        device = self.model.get_output_embeddings().weight.device
+        head = self.model.get_output_embeddings()
+        device = head.weight.device
         for start in range(0, len(sequences), self.batch_size):
-            rows = range(start, min(start + self.batch_size, len(sequences)))
+            rows = list(range(start, min(start + self.batch_size, len(sequences))))
             length = max(len(sequences[i]) for i in rows)
-            if length < 2:
-                continue
             ids = torch.full((len(rows), length), self.pad_id, dtype=torch.long)
             attn = torch.zeros((len(rows), length), dtype=torch.long)
+            want = torch.zeros((len(rows), length), dtype=torch.bool)
             for j, i in enumerate(rows):
                 ids[j, : len(sequences[i])] = torch.tensor(sequences[i])
                 attn[j, : len(sequences[i])] = 1
-            ids, attn = ids.to(device), attn.to(device)
-            hidden = self.model.get_decoder()(input_ids=ids, attention_mask=attn).last_hidden_state
-            head = self.model.get_output_embeddings()
-            step = self.chunk or length
-            for s in range(0, length - 1, step):
-                e = min(s + step, length - 1)
-                logp_all = torch.log_softmax(head(hidden[:, s:e]).float(), dim=-1)
-                target = ids[:, s + 1 : e + 1]
-                logp = logp_all.gather(-1, target[..., None]).squeeze(-1)
+                want[j, : len(masks[i])] = torch.tensor(masks[i], dtype=torch.bool)
+            want[:, 0] = False  # the first token has no prefix to be scored from
+            row_idx, pos_idx = want.nonzero(as_tuple=True)
+            if row_idx.numel() == 0:
+                continue
+            hidden = self.model.get_decoder()(input_ids=ids.to(device), attention_mask=attn.to(device))
+            h = hidden.last_hidden_state[row_idx.to(device), pos_idx.to(device) - 1]  # predicts token pos_idx
+            targets = ids[row_idx, pos_idx].to(device)
+            step = self.chunk or h.shape[0]
+            values = []
+            for s in range(0, h.shape[0], step):
+                logp_all = torch.log_softmax(head(h[s : s + step]).float(), dim=-1)
+                logp = logp_all.gather(-1, targets[s : s + step, None]).squeeze(-1)
                 entropy = -(logp_all.exp() * logp_all).sum(-1)
-                max_logp = logp_all.max(-1).values
-                for j, i in enumerate(rows):
-                    n = max(0, min(e, len(sequences[i]) - 1) - s)  # positions of this chunk inside sequence i
-                    out.logp[i, s + 1 : s + 1 + n] = logp[j, :n].cpu()
-                    out.entropy[i, s + 1 : s + 1 + n] = entropy[j, :n].cpu()
-                    out.max_logp[i, s + 1 : s + 1 + n] = max_logp[j, :n].cpu()
+                values.append(torch.stack([logp, entropy, logp_all.max(-1).values]).cpu())
                 del logp_all
-        return _apply_masks(out, masks)
+            values = torch.cat(values, dim=1)
+            out_rows = torch.tensor(rows)[row_idx]
+            for field, v in zip(out, values, strict=True):
+                field[out_rows, pos_idx] = v
+        return out
 
 
 def _apply_masks(scores: TeacherScores, masks: list[list[int]]) -> TeacherScores:
@@ -194,9 +200,11 @@ class OpenAITeacher(TeacherScorer):
         check_same_tokenizer(student_tokenizer, teacher_tokenizer)
         if tail not in ("uniform", "lumped"):
             raise ValueError(f"tail must be 'uniform' or 'lumped', got {tail!r}")
-        self.url = base_url.rstrip("/") + ("/completions" if base_url.rstrip("/").endswith("/v1") else "/v1/completions")
-        self.model, self.vocab_size, self.top_k = model, vocab_size, top_k
-        self.batch_size, self.timeout, self.retries, self.backoff, self.tail = batch_size, timeout, retries, backoff, tail
+        self.tokenizer = teacher_tokenizer
+        base = base_url.rstrip("/")
+        self.url = base + ("/completions" if base.endswith("/v1") else "/v1/completions")
+        self.model, self.vocab_size, self.top_k, self.batch_size = model, vocab_size, top_k, batch_size
+        self.timeout, self.retries, self.backoff, self.tail = timeout, retries, backoff, tail
 
     def score_full(self, sequences: list[list[int]], masks: list[list[int]]) -> TeacherScores:
         self._check(sequences, masks)
@@ -227,12 +235,16 @@ class OpenAITeacher(TeacherScorer):
                 if reply.status_code >= 500:
                     raise _Malformed(f"HTTP {reply.status_code}: {reply.text[:200]}")
                 if reply.status_code >= 400:
-                    raise TeacherUnavailable(f"teacher refused the request: HTTP {reply.status_code}: {reply.text[:200]}")
+                    raise TeacherUnavailable(
+                        f"teacher refused the request: HTTP {reply.status_code}: {reply.text[:200]}"
+                    )
                 return self._parse(reply.json(), batch)
             except (httpx.TimeoutException, httpx.TransportError, _Malformed, json.JSONDecodeError) as e:
                 error = e
                 log.warning("teacher request failed (attempt %d/%d): %s", attempt + 1, self.retries + 1, e)
-        raise TeacherUnavailable(f"teacher at {self.url} failed {self.retries + 1} times; last error: {error}")
+        raise TeacherUnavailable(
+            f"teacher at {self.url} failed {self.retries + 1} times; last error: {error}"
+        )
 
     def _parse(self, data: Any, batch: list[list[int]]) -> list[list[tuple[float, float, float]]]:
         try:
@@ -254,7 +266,9 @@ class OpenAITeacher(TeacherScorer):
                 known = {int(k): float(v["logprob"]) for k, v in entry.items()}
                 rows.append((known[seq[t]], *self._entropy(list(known.values()))))
             except (AttributeError, KeyError, TypeError, ValueError) as e:
-                raise _Malformed(f"prompt_logprobs[{t}] does not hold token {seq[t]}: {str(entry)[:200]}") from e
+                raise _Malformed(
+                    f"prompt_logprobs[{t}] does not hold token {seq[t]}: {str(entry)[:200]}"
+                ) from e
         return rows
 
     def _entropy(self, logps: list[float]) -> tuple[float, float]:

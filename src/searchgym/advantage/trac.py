@@ -307,4 +307,6 @@ def load_pass_rates(path: str | Path) -> dict[str, float]:
 def pass_rate_tensor(task_ids: list[str | None], rates: dict[str, float] | None) -> torch.Tensor:
     """(B,) pass rate per rollout, NaN where the task has no cached rate."""
     rates = rates or {}
-    return torch.tensor([rates.get(str(t), float("nan")) if t is not None else float("nan") for t in task_ids])
+    return torch.tensor(
+        [rates.get(str(t), float("nan")) if t is not None else float("nan") for t in task_ids]
+    )

@@ -1,1 +1,1 @@
-"""Model helpers: tiny CPU models and tokenizers, loading HF and GGUF checkpoints."""
+"""Model helpers: tiny CPU models and tokenizers (`tiny`), loading local and GGUF checkpoints (`load`)."""

@@ -92,8 +92,20 @@ class TinyModelConfig(YamlConfig):
 
 # With a 4k vocabulary: student ≈ 3.4M parameters, teacher ≈ 8M (same tokenizer, so teacher log-probs align).
 PRESETS: dict[str, dict] = {
-    "student": {"hidden_size": 192, "num_layers": 6, "num_heads": 6, "num_kv_heads": 2, "intermediate_size": 512},
-    "teacher": {"hidden_size": 256, "num_layers": 8, "num_heads": 8, "num_kv_heads": 4, "intermediate_size": 768},
+    "student": {
+        "hidden_size": 192,
+        "num_layers": 6,
+        "num_heads": 6,
+        "num_kv_heads": 2,
+        "intermediate_size": 512,
+    },
+    "teacher": {
+        "hidden_size": 256,
+        "num_layers": 8,
+        "num_heads": 8,
+        "num_kv_heads": 4,
+        "intermediate_size": 768,
+    },
 }
 
 

@@ -57,7 +57,9 @@ class HFGenerator(Generator):
         params: SamplingParams,
         max_new_tokens: Sequence[int] | None = None,
     ) -> list[Generation]:
-        budgets = list(max_new_tokens) if max_new_tokens is not None else [params.max_new_tokens] * len(prompts)
+        budgets = (
+            list(max_new_tokens) if max_new_tokens is not None else [params.max_new_tokens] * len(prompts)
+        )
         if len(budgets) != len(prompts):
             raise ValueError(f"{len(budgets)} token budgets for {len(prompts)} prompts")
         if any(len(p) == 0 for p in prompts):
@@ -84,7 +86,9 @@ class HFGenerator(Generator):
         tokens: list[list[int]] = [[] for _ in range(n)]
         logps: list[list[float]] = [[] for _ in range(n)]
         reasons: list[str | None] = [None if b > 0 else "length" for b in budgets]
-        rows = torch.tensor([i for i in range(n) if budgets[i] > 0], dtype=torch.long)  # batch row -> prompt index
+        rows = torch.tensor(
+            [i for i in range(n) if budgets[i] > 0], dtype=torch.long
+        )  # batch row -> prompt index
         if len(rows) == 0:
             return [Generation([], [], "length") for _ in range(n)]
         ids, mask, positions = ids[rows], mask[rows], positions[rows]

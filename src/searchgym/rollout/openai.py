@@ -41,7 +41,9 @@ def parse_choice(choice: dict[str, Any], eos_ids: set[int]) -> Generation:
             )
         ids = [int(t.split(":", 1)[1]) for t in tokens]
     if token_logprobs is None or len(token_logprobs) != len(ids):
-        raise GenerationServerError("the server returned no per-token logprobs; it must support `logprobs: 0`")
+        raise GenerationServerError(
+            "the server returned no per-token logprobs; it must support `logprobs: 0`"
+        )
     reason = choice.get("finish_reason") or "length"
     if reason == "stop" and ids and ids[-1] in eos_ids:
         reason = "eos"
@@ -72,7 +74,9 @@ class OpenAIGenerator(Generator):
         self.retries = retries
         self.backoff = backoff
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.Client(timeout=timeout, headers=headers, limits=httpx.Limits(max_connections=concurrency))
+        self.client = httpx.Client(
+            timeout=timeout, headers=headers, limits=httpx.Limits(max_connections=concurrency)
+        )
         self.pool = ThreadPoolExecutor(max_workers=concurrency)
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -121,7 +125,9 @@ class OpenAIGenerator(Generator):
         params: SamplingParams,
         max_new_tokens: Sequence[int] | None = None,
     ) -> list[Generation]:
-        budgets = list(max_new_tokens) if max_new_tokens is not None else [params.max_new_tokens] * len(prompts)
+        budgets = (
+            list(max_new_tokens) if max_new_tokens is not None else [params.max_new_tokens] * len(prompts)
+        )
         if len(budgets) != len(prompts):
             raise ValueError(f"{len(budgets)} token budgets for {len(prompts)} prompts")
         t0 = time.perf_counter()

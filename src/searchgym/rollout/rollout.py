@@ -88,7 +88,9 @@ class ChatRenderer:
     def prompt(self, env: SearchEnv) -> str:
         return self.render(env.messages(), env.tools(), True)
 
-    def observation(self, messages: list[dict[str, str]], tools, observation: str, ended_with_eos: bool) -> str:
+    def observation(
+        self, messages: list[dict[str, str]], tools, observation: str, ended_with_eos: bool
+    ) -> str:
         """Text that closes the assistant turn (unless the model already did with eos), then the tool message
         and the generation prompt. Found by rendering with a sentinel as the assistant content."""
         before = messages + [{"role": "assistant", "content": self.SENTINEL}]
@@ -134,11 +136,15 @@ def rollout(
     active = list(range(len(tasks)))
     turn = 0
     while active:
-        budgets = [min(cfg.max_new_tokens, cfg.max_total_tokens - len(trajs[i].completion_ids)) for i in active]
+        budgets = [
+            min(cfg.max_new_tokens, cfg.max_total_tokens - len(trajs[i].completion_ids)) for i in active
+        ]
         params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, stop, cfg.seed + 7919 * turn)
         m0 = generator.model_seconds
         t0 = time.perf_counter()
-        gens = generator.generate([trajs[i].prompt_ids + trajs[i].completion_ids for i in active], params, budgets)
+        gens = generator.generate(
+            [trajs[i].prompt_ids + trajs[i].completion_ids for i in active], params, budgets
+        )
         gen_wall = time.perf_counter() - t0
         model_seconds += generator.model_seconds - m0
         env_seconds += gen_wall - (generator.model_seconds - m0)  # stop checks, padding, decoding
@@ -146,7 +152,7 @@ def rollout(
         texts = [tokenizer.decode(g.token_ids, skip_special_tokens=True) for g in gens]
         results = step_batch([envs[i] for i in active], texts)
         still = []
-        for i, g, text, (obs, reward, done, info) in zip(active, gens, texts, results, strict=True):
+        for i, g, text, (obs, reward, done, _info) in zip(active, gens, texts, results, strict=True):
             tr = trajs[i]
             tr.add(g.token_ids, g.logprobs)
             tr.turns.append({"action": text, "observation": obs})
@@ -156,7 +162,10 @@ def rollout(
             if chat is not None:
                 tool_text = obs
                 obs = chat.observation(messages[i], envs[i].tools(), tool_text, g.finish_reason == "eos")
-                messages[i] += [{"role": "assistant", "content": text}, {"role": "tool", "content": tool_text}]
+                messages[i] += [
+                    {"role": "assistant", "content": text},
+                    {"role": "tool", "content": tool_text},
+                ]
             obs_ids = tokenizer(obs, add_special_tokens=False)["input_ids"]
             if len(tr.completion_ids) + len(obs_ids) >= cfg.max_total_tokens:
                 tr.info["episode"] = _budget_summary(envs[i])

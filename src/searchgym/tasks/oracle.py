@@ -4,8 +4,11 @@ The oracle plays the agent through the real `SearchEnv` over the real engine. It
 (the relations and constraints the question states) and the names it has read -- never the answer. For a hop it
 searches "<known name> <relation query phrase>", picks the hit whose title is that name, opens it (reading further
 parts if needed) and reads the other end's name from the sentence stating the fact. For a description ("the person
-who was born in X and whose birth year is 1950") it searches the stated names and values and opens hits until one
-article states every constraint. Comparisons read both attribute values. Every action and observation is exactly what
+who was born in X and whose birth year is 1950") it searches the stated names and values and opens the hits; if none
+states every constraint it reads the anchors' articles (X's article names the people born there), and checks the
+names of the right type they all mention. Comparisons read both attribute values; attribute questions read one.
+Reading is a perfect reader: it knows which sentence of a page states which fact (facts.jsonl) and recognises entity
+names, but only accepts what is in an observation it was actually shown. Every action and observation is exactly what
 the environment produced, so the transcripts can warm-start a policy with supervised fine-tuning.
 """
 
@@ -24,6 +27,8 @@ from searchgym.tasks.types import Task
 
 _DOC = re.compile(r"\[Doc \d+\]\((\S+)\) ([^\n]*)")
 _PAGE = re.compile(r"\[Page (\d+) of (\d+)\]")
+_NAMEISH = re.compile(r"[A-Z][\w-]*(?:\s+(?:(?:of|and|the)\s+)*[A-Z][\w-]*)*")  # runs of capitalised words
+_POSSESSIVE = re.compile(r"['’]s\b")
 
 
 def oracle_env_config(**overrides: Any) -> EnvConfig:
@@ -115,7 +120,8 @@ class Episode:
                     return other
         raise Stuck(f"the article {url} does not state {purpose}")
 
-    def attribute(self, eid: str, attr: str) -> Any:
+    def attribute(self, eid: str, attr: str) -> tuple[float, str]:
+        """(sort key, text) of an attribute value, read on the entity's article."""
         spec = self.o.attrs[self.o.world.entities[eid].type][attr]
         value = self.o.world.entities[eid].attrs.get(attr)
         url = self.locate(eid, [spec.noun], f"its {spec.noun}")
@@ -123,7 +129,13 @@ class Episode:
             url, [spec.format(value)], f"I look for the {spec.noun}."
         ):
             raise Stuck(f"the article {url} does not state the {spec.noun}")
-        return spec.sort_key(value)
+        return (spec.sort_key(value) if spec.numeric else 0.0), spec.format(value)
+
+    def answer(self, form: dict[str, Any]) -> str:
+        """The answer text: a value for attribute questions, else the name of the entity found."""
+        if "attr" in form:
+            return self.attribute(self.resolve(form["of"]), form["attr"])[1]
+        return self.o.name(self.resolve(form))
 
     def satisfies(
         self, url: str, etype: str, where: list[dict[str, Any]], anchors: dict[int, str]
@@ -164,17 +176,32 @@ class Episode:
             parts.append(phrase)
         tried: set[str] = set()
         anchor_names = {self.o.name(a) for a in anchors.values()}
-        for q in [" ".join(parts), *single]:
-            hits = self.search(f"I search for the {form['find']} matching all the constraints.", q)
-            for url, title in hits:
-                if url in tried or title.strip() in anchor_names:
-                    continue
+        think = f"I search for the {form['find']} matching all the constraints."
+        for url, title in self.search(think, " ".join(parts)):
+            if url not in tried and title.strip() not in anchor_names:
                 tried.add(url)
-                found = self.satisfies(url, form["find"], form["where"], anchors)
-                if found is not None:
+                if (found := self.satisfies(url, form["find"], form["where"], anchors)) is not None:
                     self.article_url[found] = url
                     return found
+        # fall back: read the anchors' articles and check the names of that type they all mention
+        pools = [self.mentions(a, form["find"]) for a in anchors.values()]
+        for cand in [c for c in pools[0] if all(c in p for p in pools[1:])] if pools else []:
+            url = self.locate(cand, [], "whether it matches the description")
+            if url not in tried:
+                tried.add(url)
+                if self.satisfies(url, form["find"], form["where"], anchors) is not None:
+                    return cand
         raise Stuck("no searched article matched the description")
+
+    def mentions(self, eid: str, etype: str) -> list[str]:
+        """Entities of `etype` named anywhere in `eid`'s article (all parts read)."""
+        url = self.locate(eid, [], f"the {etype}s it mentions")
+        part = 1
+        while self.read_part(
+            url, part, f"I read the article about {self.o.name(eid)} for {etype}s it names."
+        ):
+            part += 1
+        return self.o.spot("\n".join(self.pages[url]), etype)
 
     def resolve(self, form: dict[str, Any]) -> str:
         if "entity" in form:
@@ -185,7 +212,7 @@ class Episode:
             return self.find(form)
         if "compare" in form:
             a, b = (self.resolve(f) for f in form["of"])
-            va, vb = self.attribute(a, form["compare"]), self.attribute(b, form["compare"])
+            va, vb = self.attribute(a, form["compare"])[0], self.attribute(b, form["compare"])[0]
             low, high = (a, b) if va < vb else (b, a)
             return low if form["pick"] == "lower" else high
         raise Stuck(f"unknown form {form!r}")
@@ -220,13 +247,25 @@ class Oracle:
     def name(self, eid: str) -> str:
         return self.world.entities[eid].name
 
+    def spot(self, text: str, etype: str) -> list[str]:
+        """Entities of `etype` whose exact names occur in `text`, in order (a reader recognising names)."""
+        out: list[str] = []
+        for m in _NAMEISH.finditer(_POSSESSIVE.sub("", text)):
+            words = m.group().split()
+            for i in range(len(words)):
+                for j in range(min(len(words), i + 8), i, -1):
+                    e = self.world.entity_by_name(" ".join(words[i:j]))
+                    if e is not None and e.type == etype and e.id not in out:
+                        out.append(e.id)
+                        break
+        return out
+
     def solve(self, task: Task) -> tuple[dict[str, Any], str | None]:
         """Play one episode; returns the transcript and the reason it failed (None when solved)."""
         ep = Episode(self, task)
         reason = None
         try:
-            answer = self.name(ep.resolve(task.meta["form"]))
-            ep.act("I have everything I need to answer.", "answer", answer)
+            ep.act("I have everything I need to answer.", "answer", ep.answer(task.meta["form"]))
         except Stuck as e:
             reason = str(e)
         summary = ep.summary or {}

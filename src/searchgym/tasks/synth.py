@@ -16,6 +16,7 @@ verified. Questions come from templates (`templates.py`); splits from a hash of 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import random
@@ -62,6 +63,7 @@ class TaskConfig(YamlConfig):
     seed: int = 0
     max_hops: int = 5  # longest chain; the issue asks for at least 5
     chain_per_hops: int = 200  # chains for each hop count 1..max_hops
+    attribute_answer_fraction: float = 0.2  # share of chains whose last hop asks for an attribute value
     obfuscated: int = 300
     intersection: int = 300
     comparison: int = 300
@@ -80,8 +82,9 @@ class TaskConfig(YamlConfig):
             raise ConfigError(f"max_hops={self.max_hops}: must be at least 1")
         if not self.splits or any(v < 0 for v in self.splits.values()) or sum(self.splits.values()) <= 0:
             raise ConfigError(f"splits={self.splits}: give non-negative ratios with a positive sum")
-        if not 0.0 <= self.comparison_hop_fraction <= 1.0:
-            raise ConfigError(f"comparison_hop_fraction={self.comparison_hop_fraction}: must be in [0, 1]")
+        for name in ("comparison_hop_fraction", "attribute_answer_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name}={getattr(self, name)}: must be in [0, 1]")
 
 
 def level_of(task_type: str, variant: int) -> int:
@@ -157,6 +160,13 @@ def evaluate(form: dict[str, Any], g: Graph) -> frozenset[str]:
                 sat = {x for x in pool if g.entities[x].attrs.get(c["attr"]) == c["value"]}
             found = sat if found is None else found & sat
         return frozenset(x for x in found or () if g.entities[x].type == form["find"])
+    if "attr" in form:  # the value (as articles write it) of an attribute of the entities denoted
+        out = set()
+        for x in evaluate(form["of"], g):
+            spec = g.attrs.get(g.entities[x].type, {}).get(form["attr"])
+            if spec is not None and form["attr"] in g.entities[x].attrs:
+                out.add(spec.format(g.entities[x].attrs[form["attr"]]))
+        return frozenset(out)
     if "compare" in form:
         sides = [evaluate(f, g) for f in form["of"]]
         if any(len(s) != 1 for s in sides):
@@ -182,6 +192,22 @@ def named_entities(form: Any) -> list[str]:
 
 
 # ---------------------------------------------------------------- aliases
+
+
+def value_aliases(spec: Any, value_text: str) -> tuple[str, ...]:
+    """Other surface forms of an attribute value: without its unit; dates also as "April 5, 1923" and ISO."""
+    out = []
+    text = (
+        value_text[: -len(spec.unit) - 1]
+        if spec.unit and value_text.endswith(" " + spec.unit)
+        else value_text
+    )
+    if text != value_text:
+        out.append(text)
+    if spec.kind == "date":
+        d = dt.datetime.strptime(text, "%d %B %Y").date()
+        out += [f"{d.strftime('%B')} {d.day}, {d.year}", d.isoformat()]
+    return tuple(out)
 
 
 def _strip_affixes(name: str) -> list[str]:
@@ -248,6 +274,7 @@ class Draft:
     answer: str  # entity id
     evidence: list[EvidenceStep]
     values: list[str] = field(default_factory=list)  # attribute value texts quoted in the question
+    value: str | None = None  # the answer when it is an attribute value of the `answer` entity
 
     def __post_init__(self) -> None:
         self.question = T.tidy(self.question)
@@ -262,6 +289,8 @@ class Synthesizer:
         self.gv = Graph(world, self.rel, verified_only=True)
         self.gf = Graph(world, self.rel, verified_only=False)
         self.aliases = Aliases(world.entities)
+        # relations whose holder phrasing turns into a relative clause (usable in descriptions)
+        self.clausal = {n for n, s in self.rel.items() if T.relation_clause(s, s.holder_type, "") is not None}
         self._url: dict[str, str] = {}
         # reach[k] = holders from which some verified walk of k hops starts (revisits ignored here)
         self.reach: list[set[str]] = [set(world.entities)]
@@ -321,13 +350,15 @@ class Synthesizer:
         return T.chain_question(start_text, [s.descriptors for s in rels], rels[-1].questions, rng)
 
     def hop_steps(self, start: str, hops: list[tuple[str, str, int]]) -> list[EvidenceStep]:
-        holders = [start] + [o for _, o, _ in hops[:-1]]
+        holders = ([start] + [o for _, o, _ in hops])[: len(hops)]
         return [self.step(h, r, e) for h, (r, _, e) in zip(holders, hops, strict=True)]
 
     # -- the four task types
     def chain(self, rng: random.Random, k: int) -> Draft | None:
         if not self.starts[k]:
             return None
+        if rng.random() < self.cfg.attribute_answer_fraction:
+            return self.attribute_chain(rng, k)
         start = rng.choice(self.starts[k])
         hops = self.walk(rng, start, k, set())
         if hops is None:
@@ -335,6 +366,27 @@ class Synthesizer:
         q = self.chain_text(self.name(start), hops, rng)
         form = self.chain_form({"entity": start}, hops)
         return Draft("chain", k, form, q, hops[-1][1], self.hop_steps(start, hops))
+
+    def attribute_chain(self, rng: random.Random, k: int) -> Draft | None:
+        """k - 1 hops, then ask for an attribute of the entity reached (the answer is a value)."""
+        start = rng.choice(self.starts[k - 1])
+        hops = self.walk(rng, start, k - 1, set())
+        if hops is None:
+            return None
+        end = hops[-1][1] if hops else start
+        ent = self.world.entities[end]
+        specs = self.attrs.get(ent.type, {})
+        asked = [a for a in sorted(ent.attrs) if a in specs and specs[a].questions]
+        if not asked:
+            return None
+        a = rng.choice(asked)
+        spec = specs[a]
+        rels = [self.rel[r] for r, _, _ in hops]
+        desc = T.chain_description(self.name(start), [s.descriptors for s in rels], rng)
+        q = rng.choice(spec.questions).format(x=desc)
+        form = {"attr": a, "of": self.chain_form({"entity": start}, hops)}
+        evidence = self.hop_steps(start, hops) + [self.step(end, attr=a)]
+        return Draft("chain", k, form, q, end, evidence, value=spec.format(ent.attrs[a]))
 
     def hidden_start(self, rng: random.Random, x: str) -> tuple[dict[str, Any], str, list, list[str]] | None:
         """Describe x by one relation to a named anchor plus one attribute, unique on the full graph."""
@@ -378,7 +430,7 @@ class Synthesizer:
     def intersection(self, rng: random.Random, _: int) -> Draft | None:
         x = rng.choice(self.starts[1])
         ent = self.world.entities[x]
-        opts = [(r, o, e) for r, o, e in self.gv.out[x] if T.relation_clause(self.rel[r], ent.type, "")]
+        opts = [(r, o, e) for r, o, e in self.gv.out[x] if r in self.clausal]
         if len(opts) < 2:
             return None
         (r1, a, e1), (r2, b, e2) = rng.sample(opts, 2)
@@ -425,7 +477,8 @@ class Synthesizer:
     # -- checks and assembly
     def check(self, d: Draft) -> bool:
         """Unique answer on the verified and the full graph, verified evidence, answer not given away."""
-        if evaluate(d.form, self.gv) != {d.answer} or evaluate(d.form, self.gf) != {d.answer}:
+        gold = {d.value if d.value is not None else d.answer}
+        if evaluate(d.form, self.gv) != gold or evaluate(d.form, self.gf) != gold:
             return False
         for s in d.evidence:
             if s.edge is not None and all(
@@ -434,18 +487,23 @@ class Synthesizer:
                 return False
         if d.type == "comparison":  # the answer is one of the two options by design
             return True
-        return self.name(d.answer).casefold() not in d.question.casefold()
+        return (d.value or self.name(d.answer)).casefold() not in d.question.casefold()
+
+    def attr_of(self, d: Draft) -> Any:
+        return self.attrs[self.world.entities[d.answer].type][d.form["attr"]]
 
     def finish(self, d: Draft) -> Task:
-        start = d.evidence[0].entity
-        path = "/".join(s.relation or f"@{s.attribute}" for s in d.evidence)
-        split_key = f"{start}|{path}"
+        # every task starting at the same entity shares a split, so no (start entity, relation path) and no
+        # question can appear in two splits
+        split_key = d.evidence[0].entity
         digest = hashlib.sha256(f"{d.type}|{d.question}".encode()).hexdigest()[:12]
         return Task(
             id=f"{d.type}-{digest}",
             question=d.question,
-            answer=self.name(d.answer),
-            aliases=self.aliases.get(d.answer),
+            answer=d.value if d.value is not None else self.name(d.answer),
+            aliases=self.aliases.get(d.answer)
+            if d.value is None
+            else value_aliases(self.attr_of(d), d.value),
             type=d.type,
             hops=len(d.evidence),
             level=level_of(d.type, d.variant),
@@ -454,6 +512,7 @@ class Synthesizer:
             meta={
                 "form": d.form,
                 "answer_entity": d.answer,
+                "answer_attribute": d.form["attr"] if d.value is not None else None,
                 "named": named_entities(d.form),
                 "values": d.values,
                 "split_key": split_key,
@@ -472,6 +531,21 @@ class Synthesizer:
         hop_n = round(c.comparison * c.comparison_hop_fraction)
         yield "comparison/named", self.comparison, 0, c.comparison - hop_n
         yield "comparison/hop", self.comparison, 1, hop_n
+
+
+def form_key(form: Any) -> str:
+    """A canonical string for a form: constraint and operand order do not make a different task."""
+
+    def canon(f: Any) -> Any:
+        if isinstance(f, dict):
+            out = {k: canon(v) for k, v in f.items()}
+            for key in ("where", "of"):
+                if isinstance(out.get(key), list):
+                    out[key] = sorted(out[key], key=lambda x: json.dumps(x, sort_keys=True))
+            return out
+        return [canon(x) for x in f] if isinstance(f, list) else f
+
+    return json.dumps(canon(form), sort_keys=True)
 
 
 def _spread(total: int, parts: int) -> list[int]:
@@ -513,7 +587,7 @@ def synthesize(world: Any, cfg: TaskConfig, progress: bool = True) -> tuple[list
                 d = builder(rng, variant)
                 if d is None:
                     continue
-                fkey = json.dumps(d.form, sort_keys=True)
+                fkey = form_key(d.form)
                 qkey = d.question.casefold()
                 if fkey in seen_form or qkey in seen_q or not syn.check(d):
                     continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ class SFTRunConfig(YamlConfig):
     max_length: int = 1024
     vocab_size: int = 4096
     only_success: bool = True  # train on successful transcripts only
+    strip_think: bool = False  # drop <think>…</think> from actions (pair with env.require_think=false)
     warmup_ratio: float = 0.05
     seed: int = 0
 
@@ -50,13 +52,19 @@ def encode_transcript(tokenizer: Any, row: dict[str, Any], max_length: int) -> d
     return {"input_ids": ids[:max_length], "labels": labels[:max_length]}
 
 
-def load_transcripts(path: Path, only_success: bool) -> list[dict[str, Any]]:
+THINK = re.compile(r"<think>.*?</think>\s*", re.S)
+
+
+def load_transcripts(path: Path, only_success: bool, strip_think: bool = False) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no transcripts file; make one with `searchgym tasks oracle`")
     rows = [r for r in read_jsonl(path) if r.get("success") or not only_success]
     if not rows:
         raise ConfigError(f"{path}: no {'successful ' if only_success else ''}transcripts to train on")
+    if strip_think:
+        for r in rows:
+            r["turns"] = [{**t, "action": THINK.sub("", t["action"])} for t in r["turns"]]
     return rows
 
 
@@ -99,7 +107,7 @@ def run_sft(
     from searchgym.models.tiny import TinyModelConfig, tiny_llama
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-    rows = load_transcripts(transcripts, cfg.only_success)
+    rows = load_transcripts(transcripts, cfg.only_success, cfg.strip_think)
     if init_model is not None:
         tokenizer = AutoTokenizer.from_pretrained(init_model)
         model = AutoModelForCausalLM.from_pretrained(init_model, dtype=torch.float32)

@@ -15,7 +15,7 @@ import torch
 from trl import GRPOTrainer
 
 from searchgym.advantage.estimators import TRACBatch, compute_advantages
-from searchgym.advantage.teacher import TeacherScorer
+from searchgym.advantage.teacher import TeacherScorer, check_same_tokenizer
 from searchgym.advantage.trac import TRACConfig, WDState, pass_rate_tensor
 
 log = logging.getLogger(__name__)
@@ -40,15 +40,23 @@ class TRACGRPOTrainer(GRPOTrainer):
     ):
         self.trac_config = trac_config or TRACConfig()
         if self.trac_config.estimator != "grpo" and teacher is None:
-            raise ValueError(f"estimator {self.trac_config.estimator!r} needs a teacher; pass teacher=HFTeacher(...)")
+            raise ValueError(
+                f"estimator {self.trac_config.estimator!r} needs a teacher; pass teacher=HFTeacher(...)"
+            )
         super().__init__(*args, **kwargs)
         if self.accelerator.num_processes != 1:
-            raise NotImplementedError("TRACGRPOTrainer scores whole groups in one process; run it on one process")
+            raise NotImplementedError(
+                "TRACGRPOTrainer scores whole groups in one process; run it on one process"
+            )
         if self.multi_objective_aggregation != "sum_then_normalize":
             raise ValueError("TRACGRPOTrainer needs multi_objective_aggregation='sum_then_normalize'")
         if self.scale_rewards not in ("group", "none"):
-            raise ValueError(f"TRACGRPOTrainer normalises per group; scale_rewards={self.scale_rewards!r} is unsupported")
+            raise ValueError(
+                f"TRACGRPOTrainer normalises per group; scale_rewards={self.scale_rewards!r} is unsupported"
+            )
         self.trac_config.outcome_scale = self.scale_rewards == "group"
+        if teacher is not None:
+            check_same_tokenizer(self.processing_class, teacher.tokenizer)
         self.teacher = teacher
         self.pass_rates = pass_rates
         self.task_id_key = task_id_key
@@ -57,7 +65,8 @@ class TRACGRPOTrainer(GRPOTrainer):
 
     def _generate(self, prompts: list):
         result = super()._generate(prompts)
-        self._trac_ids = (result[0], result[1], result[2])  # prompt ids, completion ids, tool/env mask (lists)
+        # prompt ids, completion ids, tool/env mask: unpadded lists, exactly what the teacher must score
+        self._trac_ids = result[:3]
         return result
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
@@ -84,16 +93,17 @@ class TRACGRPOTrainer(GRPOTrainer):
                 log.warning("teacher scoring failed, this batch trains with plain GRPO: %s", e)
                 name = "grpo"
         self._metrics[mode]["trac/teacher_fallback"].append(float(name != cfg.estimator))
-        state = self.wd_state
-        advantages, diag, state = compute_advantages(name, batch, cfg, state)
-        if mode == "train":
+        advantages, diag, state = compute_advantages(name, batch, cfg, self.wd_state)
+        if mode == "train":  # evaluation batches do not move the running w_D
             self.wd_state = state
         advantages = advantages * (~unscorable.cpu())[:, None]
         for key, value in diag.items():
             if isinstance(value, float):
                 self._metrics[mode][f"trac/{key}"].append(value)
-        self.last_trac = {"estimator": name, "trl_advantages": out["advantages"].detach().cpu(), "diagnostics": diag}
-        self.last_trac["advantages"] = advantages
+        trl_advantages = out["advantages"].detach().cpu()
+        self.last_trac = dict(
+            estimator=name, advantages=advantages, trl_advantages=trl_advantages, diagnostics=diag
+        )
         out["advantages"] = advantages.to(out["advantages"].device)
         return out
 
@@ -126,6 +136,10 @@ class TRACGRPOTrainer(GRPOTrainer):
         ids = torch.cat([out["prompt_ids"], out["completion_ids"]], dim=1)
         attn = torch.cat([out["prompt_mask"], out["completion_mask"]], dim=1)
         logps, _, _ = self._get_per_token_logps_and_entropies(
-            self.model, ids, attn, out["completion_ids"].size(1), batch_size=self.args.per_device_train_batch_size
+            self.model,
+            ids,
+            attn,
+            out["completion_ids"].size(1),
+            batch_size=self.args.per_device_train_batch_size,
         )
         return logps

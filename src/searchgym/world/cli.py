@@ -129,33 +129,39 @@ def show(
     from rich.panel import Panel
     from rich.table import Table
 
-    from searchgym.world.store import World, WorldError
+    from searchgym.world.schema import parse_schema
+    from searchgym.world.store import WorldError, check_files, find_entity, read_manifest
 
     try:
-        w = World.load(world)
+        check_files(world, read_manifest(world))
     except WorldError as e:
         _fail(str(e))
-    ent = w.entities.get(entity) or w.entity_by_name(entity)
-    doc = w.doc_by_url(entity) if ent is None else w.doc_of(ent.id)
-    if ent is None and doc is not None and doc.entity:
-        ent = w.entities[doc.entity]
+    ent, doc, edges, names = find_entity(world, entity)
     if doc is None:
         _fail(f"no entity, name or URL {entity!r} in {world}")
     console = Console()
-    if ent is not None:
+    if ent is None:
+        console.print(f"[bold]{doc.title}[/]  ({doc.id}, not an entity article)  {doc.url}")
+    else:
+        holder_side = {r.name: r.holder for r in parse_schema((world / "schema.yaml").read_text()).relations}
         console.print(f"[bold]{ent.name}[/]  ({ent.id}, {ent.type})  {doc.url}")
         attrs = Table("attribute", "value")
         for k, v in ent.attrs.items():
             attrs.add_row(k, str(v))
         console.print(attrs)
-        edges = Table("edge", "relation", "source", "target", "holder", "verified", "failures")
-        for e in sorted(w.out_edges(ent.id) + w.in_edges(ent.id), key=lambda e: e.id):
-            holder = "this" if w.holder(e) == ent.id else "other"
-            src, tgt = w.entities[e.source].name, w.entities[e.target].name
-            edges.add_row(str(e.id), e.relation, src, tgt, holder, str(e.verified), ",".join(e.failures))
-        console.print(edges)
-    else:
-        console.print(f"[bold]{doc.title}[/]  ({doc.id}, not an entity article)  {doc.url}")
+        table = Table("edge", "relation", "source", "target", "holder", "verified", "failures")
+        for e in edges:
+            holder = e.target if holder_side[e.relation] == "target" else e.source
+            table.add_row(
+                str(e.id),
+                e.relation,
+                names[e.source],
+                names[e.target],
+                "this" if holder == ent.id else "other",
+                str(e.verified),
+                ",".join(e.failures),
+            )
+        console.print(table)
     console.print(Panel(doc.text, title=doc.title))
 
 

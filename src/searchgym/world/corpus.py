@@ -1,6 +1,6 @@
 """The article writer: one Wikipedia-style article per entity, aligned with the graph.
 
-An article is a lead sentence, an infobox-like "Summary" block, a section stating every attribute and every edge
+An article is a lead sentence, an infobox-like "Summary" block, sections stating every attribute and every edge
 the entity holds (the holder phrasing, naming the other end exactly) and a "Connections" section mentioning the
 edges it is the other end of. Phrasings are chosen per edge / per entity from the seed, so a fact's wording differs
 across articles and finding it takes a real query. `fact_sentence` is the single source of an edge's holder
@@ -78,28 +78,26 @@ class ArticleWriter:
         lead = fill(spec.lead[choice[0] % len(spec.lead)], name=name, **shown)
         box = [f"Type: {spec.noun.capitalize()}"]
         box += [f"{a.noun[:1].upper()}{a.noun[1:]}: {shown[a.name]}" for a in spec.attributes]
-        body = [
-            fill(a.phrasings[choice[k + 1] % len(a.phrasings)], name=name, value=shown[a.name])
-            for k, a in enumerate(spec.attributes)
-        ]
-        held = self.held_edges[self.held_ptr[i] : self.held_ptr[i + 1]].tolist()
-        for e in held:
-            other = self.other[e]
-            box.append(f"{schema.relations[self.rel_list[e]].label}: {g.names[other]}")
-            body.append(self.fact_sentence(e))
-        mentions = [
-            self.mention_sentence(e)
-            for e in self.other_edges[self.other_ptr[i] : self.other_ptr[i + 1]].tolist()
-        ]
-        mentions += extra or []
-        parts = [lead, "Summary\n" + "\n".join(box), f"## {spec.section}\n" + " ".join(body)]
+        sections: dict[str, list[str]] = {title: [] for title in spec.sections}
+        for k, a in enumerate(spec.attributes):
+            sentence = fill(a.phrasings[choice[k + 1] % len(a.phrasings)], name=name, value=shown[a.name])
+            sections.setdefault(a.section or spec.section, []).append(sentence)
+        for e in self.held_edges[self.held_ptr[i] : self.held_ptr[i + 1]].tolist():
+            r = schema.relations[self.rel_list[e]]
+            box.append(f"{r.label}: {g.names[self.other[e]]}")
+            sections.setdefault(r.section or spec.section, []).append(self.fact_sentence(e))
+        others = self.other_edges[self.other_ptr[i] : self.other_ptr[i + 1]].tolist()
+        mentions = [self.mention_sentence(e) for e in others] + (extra or [])
         if mentions:
-            parts.append("## Connections\n" + " ".join(mentions))
+            sections["Connections"] = mentions
+        parts = [lead, "Summary\n" + "\n".join(box)]
+        parts += [f"## {title}\n" + " ".join(sentences) for title, sentences in sections.items() if sentences]
+        text = "\n\n".join(parts)
         return {
             "id": g.ids[i],
             "url": url_for(name),
             "title": name,
-            "text": "\n\n".join(parts),
+            "text": text,
             "entity": g.ids[i],
         }
 

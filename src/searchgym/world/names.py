@@ -113,18 +113,16 @@ class NameRegistry:
         self.names: set[str] = set()  # folded names
         self.inside: set[str] = set()  # folded proper spans of claimed names
 
-    def ok(self, name: str) -> bool:
+    def claim(self, name: str) -> bool:
+        """Register `name` if it is free; False if it collides or would be a substring trap."""
         f = fold(name)
         if not f or f in self.names or f in self.inside:
             return False
-        return not any(s in self.names for s in _spans(f.split()))
-
-    def claim(self, name: str) -> bool:
-        if not self.ok(name):
+        spans = _spans(f.split())
+        if any(s in self.names for s in spans):
             return False
-        f = fold(name)
         self.names.add(f)
-        self.inside.update(_spans(f.split()))
+        self.inside.update(spans)
         return True
 
     def draw(self, style: str, rng: random.Random, max_tries: int = 1000) -> str:

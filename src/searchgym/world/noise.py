@@ -1,7 +1,7 @@
 """Noise for robustness studies (off by default), recorded in noise.jsonl so tasks never depend on it.
 
-- distractors: articles about near-namesakes of real entities (one letter changed), with their own made-up facts;
-  `Document.entity` is None.
+- distractors: articles about near-namesakes of real entities (one letter changed), with their own made-up facts
+  (never 1-1 relations, whose other end is unique too); `Document.entity` is None.
 - conflicts: for a fraction of edges, a sentence with the holder phrasing but a wrong other end is added to the
   wrong entity's article; verification marks those edges "contradicted".
 """
@@ -50,6 +50,12 @@ def plan_noise(writer: ArticleWriter, cfg: NoiseConfig, seed: int) -> NoisePlan:
     rng = np.random.default_rng([seed, 4])
     n_edges = len(writer.rel_list)
     n_conflicts = min(n_edges, round(cfg.conflict_rate * n_edges))
+    one_to_one = {k for k, r in enumerate(schema.relations) if r.cardinality == "1-1"}
+    partner = {  # 1-1: (relation, other end) -> edge; a wrong claim about that end contradicts this edge too
+        (writer.rel_list[e], int(writer.other[e])): e
+        for e in range(n_edges)
+        if writer.rel_list[e] in one_to_one
+    }
     for e in sorted(rng.choice(n_edges, size=n_conflicts, replace=False).tolist()):
         r = schema.relations[writer.rel_list[e]]
         start, true_other = g.offsets[r.other_type], int(writer.other[e])
@@ -62,6 +68,11 @@ def plan_noise(writer: ArticleWriter, cfg: NoiseConfig, seed: int) -> NoisePlan:
         sentence = fill(r.phrasings[int(rng.integers(len(r.phrasings)))], source=src, target=tgt)
         plan.extra.setdefault(wrong, []).append(sentence)
         plan.records.append({"kind": "conflict", "edge": e, "doc": g.ids[wrong], "sentence": sentence})
+        if (writer.rel_list[e], wrong) in partner:
+            other_edge = partner[(writer.rel_list[e], wrong)]
+            plan.records.append(
+                {"kind": "conflict", "edge": other_edge, "doc": g.ids[wrong], "sentence": sentence}
+            )
 
     n_distractors = round(cfg.distractor_rate * len(g.ids))
     if n_distractors == 0:
@@ -88,8 +99,8 @@ def plan_noise(writer: ArticleWriter, cfg: NoiseConfig, seed: int) -> NoisePlan:
         lead = fill(spec.lead[int(rng.integers(len(spec.lead)))], name=name, **shown)
         body = [fill(a.phrasings[0], name=name, value=shown[a.name]) for a in spec.attributes]
         for r in schema.relations:
-            if r.holder_type != spec.name or rng.random() < 0.5:
-                continue
+            if r.holder_type != spec.name or r.cardinality == "1-1" or rng.random() < 0.5:
+                continue  # a 1-1 claim would contradict the real other end's unique partner
             other = g.names[g.offsets[r.other_type] + int(rng.integers(g.counts[r.other_type]))]
             src, tgt = (name, other) if r.holder == "source" else (other, name)
             body.append(fill(r.phrasings[int(rng.integers(len(r.phrasings)))], source=src, target=tgt))

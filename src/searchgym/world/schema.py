@@ -50,6 +50,7 @@ class AttributeSpec:
     questions: tuple[str, ...] = ()  # templates with {x}
     comparatives: tuple[str, ...] = ()  # [lower_word, higher_word], numeric kinds only
     descriptors: tuple[str, ...] = ()  # e.g. "the company founded in {value}"
+    section: str = ""  # article section stating it ("" = the entity type's section)
 
     @property
     def numeric(self) -> bool:
@@ -114,6 +115,7 @@ class RelationSpec:
     questions: tuple[str, ...] = ()  # templates with {x} = holder name asking for the other end
     descriptors: tuple[str, ...] = ()  # noun phrases with {x} = the other end's name
     constraints: tuple[Constraint, ...] = ()
+    section: str = ""  # section of the holder article stating it ("" = the holder type's section)
 
     @property
     def holder(self) -> str:
@@ -141,7 +143,10 @@ class EntityTypeSpec:
     noun: str = ""  # e.g. "person"; defaults to the name
     min_count: int = 2
     lead: tuple[str, ...] = ()  # lead sentences with {name} and {<attribute>} fields
-    section: str = "Overview"  # section holding the attribute and holder-edge sentences
+    section: str = "Overview"  # default section for attribute and holder-edge sentences
+    sections: tuple[
+        str, ...
+    ] = ()  # order of sections in the article (unlisted ones follow, Connections last)
     attributes: tuple[AttributeSpec, ...] = ()
 
     def attribute(self, name: str) -> AttributeSpec | None:
@@ -269,6 +274,7 @@ def _attribute(d: Any, loc: str, problems: list[str]) -> AttributeSpec | None:
         questions=_templates(d.get("questions"), f"{loc}.questions", {"x"}, problems, False),
         comparatives=tuple(str(c) for c in comparatives),
         descriptors=_templates(d.get("descriptors"), f"{loc}.descriptors", {"value"}, problems, False),
+        section=str(d.get("section", "")),
     )
 
 
@@ -318,6 +324,7 @@ def _build(data: Any, problems: list[str]) -> Schema | None:
             min_count=int(t.get("min_count", 2)),
             lead=_templates(t.get("lead"), f"{loc}.lead", names, problems, True),
             section=str(t.get("section", "Overview")),
+            sections=tuple(str(x) for x in _as_list(t.get("sections"), f"{loc}.sections", problems)),
             attributes=tuple(attrs),
         )
         types.append(spec)
@@ -388,6 +395,7 @@ def _build(data: Any, problems: list[str]) -> Schema | None:
             questions=_templates(r.get("questions"), f"{loc}.questions", {"x"}, problems, False),
             descriptors=_templates(r.get("descriptors"), f"{loc}.descriptors", {"x"}, problems, False),
             constraints=tuple(constraints),
+            section=str(r.get("section", "")),
         )
         if not isinstance(r.get("max_degree", 0), int) or r.get("max_degree", 0) < 0:
             problems.append(f"{loc}.max_degree: expected an integer >= 0, got {r.get('max_degree')!r}")

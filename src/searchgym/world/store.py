@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +20,7 @@ from searchgym.world.schema import Schema, SchemaError, parse_schema
 from searchgym.world.types import Document, Edge, Entity, Fact
 
 FORMAT_VERSION = 1
+_ID = re.compile(r'"id": "([^"]+)"')
 WORLD_FILES = ("schema.yaml", "entities.jsonl", "edges.jsonl", "facts.jsonl", "corpus.jsonl", "noise.jsonl")
 
 
@@ -203,3 +205,49 @@ class World:
 
     def entity_by_name(self, name: str) -> Entity | None:
         return self._by_name.get(fold(name))
+
+
+def _grep(path: Path, needle: str, lower: bool = False) -> Iterator[dict[str, Any]]:
+    """JSON rows of a JSON Lines file whose raw line contains `needle` (cheap pre-filter before parsing)."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if needle in (line.lower() if lower else line):
+                yield json.loads(line)
+
+
+def find_entity(
+    path: str | Path, key: str
+) -> tuple[Entity | None, Document | None, list[Edge], dict[str, str]]:
+    """Look up one entity by id, name or article URL by scanning the files (fast on million-entity worlds).
+
+    Returns (entity, its document, its edges, names of the entities those edges touch)."""
+    path = Path(path)
+    ent_row, doc_row = None, None
+    if "://" in key:
+        doc_row = next((d for d in _grep(path / "corpus.jsonl", json.dumps(key)) if d["url"] == key), None)
+        key = (doc_row or {}).get("entity") or ""
+    if key:
+        folded = fold(key)
+        needle, lower = (json.dumps(key), False) if "/" in key else ((folded.split() or [""])[0], True)
+        rows = _grep(path / "entities.jsonl", needle, lower)
+        ent_row = next((d for d in rows if d["id"] == key or fold(d["name"]) == folded), None)
+    if ent_row is None:
+        doc = Document(**doc_row) if doc_row else None
+        return None, doc, [], {}
+    eid = ent_row["id"]
+    if doc_row is None:
+        doc_row = next((d for d in _grep(path / "corpus.jsonl", json.dumps(eid)) if d["id"] == eid), None)
+    edges = [
+        Edge(d["id"], d["relation"], d["source"], d["target"], d["verified"], tuple(d["failures"]))
+        for d in _grep(path / "edges.jsonl", json.dumps(eid))
+        if eid in (d["source"], d["target"])
+    ]
+    wanted = {x for e in edges for x in (e.source, e.target)} | {eid}
+    names = {}
+    with open(path / "entities.jsonl", encoding="utf-8") as f:
+        for line in f:
+            m = _ID.search(line)
+            if m and m.group(1) in wanted:
+                names[m.group(1)] = json.loads(line)["name"]
+    entity = Entity(ent_row["id"], ent_row["type"], ent_row["name"], ent_row["attrs"])
+    return entity, Document(**doc_row) if doc_row else None, edges, names
