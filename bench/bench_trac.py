@@ -3,10 +3,12 @@
 1. Step time. One run, same tiny setup for both trainers: a tiny Llama student, a teacher twice its depth and width
    (same locally trained tokenizer), a toy prompt set and a toy reward. TRL's plain `GRPOTrainer` vs
    `TRACGRPOTrainer(estimator="trac")` with an `HFTeacher`, run alternately (`--rounds`); the first (warm-up) step of
-   every run is excluded and the medians are compared. Target: ratio <= 1.25.
+   every run is excluded and the medians are compared. Completions are forced to full length so both trainers do the
+   same generation work. Wall time is the target (ratio <= 1.25); the process CPU-time ratio is printed too, because
+   on a shared machine other processes' load moves wall time.
 2. Memory. `HFTeacher` on one 4,096-token sequence with a 32,000-token vocabulary, chunked LM head vs one full
-   projection. Each variant runs in a fresh subprocess; the figure is the process's peak RSS (ru_maxrss) after
-   scoring minus its RSS just before scoring.
+   projection. Each variant runs in a fresh subprocess; the figure is the growth of the process's peak RSS during
+   scoring (VmHWM reset through /proc/self/clear_refs just before scoring, minus VmRSS at that moment).
 
     .venv/bin/python bench/bench_trac.py                 # writes bench/results/trac.json
     .venv/bin/python bench/bench_trac.py --steps 4 --skip-memory
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
+import re
 import statistics
 import subprocess
 import sys
@@ -52,10 +54,10 @@ def step_times(args: argparse.Namespace) -> dict:
             self.times: list[float] = []
 
         def on_step_begin(self, *a, **k):
-            self.start = time.perf_counter()
+            self.start = time.perf_counter(), time.process_time()
 
         def on_step_end(self, *a, **k):
-            self.times.append(time.perf_counter() - self.start)
+            self.times.append((time.perf_counter() - self.start[0], time.process_time() - self.start[1]))
 
     torch.set_num_threads(args.threads)
     tok = train_tokenizer(CORPUS, vocab_size=args.vocab, min_frequency=1)
@@ -81,6 +83,7 @@ def step_times(args: argparse.Namespace) -> dict:
             save_strategy="no",
             seed=0,
             use_cpu=True,
+            generation_kwargs={"min_new_tokens": args.completion_len},  # equal work per step in both trainers
         )
         timer = Timer()
         common = dict(
@@ -103,7 +106,8 @@ def step_times(args: argparse.Namespace) -> dict:
     for _ in range(args.rounds):  # alternate, so load from other processes drifts into both figures alike
         grpo += run("grpo")
         trac += run("trac")
-    g, t = statistics.median(grpo), statistics.median(trac)
+    g, t = (statistics.median(w for w, _ in x) for x in (grpo, trac))
+    g_cpu, t_cpu = (statistics.median(c for _, c in x) for x in (grpo, trac))
     return {
         "setup": {
             "vocab": len(tok),
@@ -119,14 +123,18 @@ def step_times(args: argparse.Namespace) -> dict:
         "trac_step_s": t,
         "ratio": t / g,
         "target_ratio": 1.25,
-        "grpo_steps_s": grpo,
-        "trac_steps_s": trac,
+        "grpo_step_cpu_s": g_cpu,
+        "trac_step_cpu_s": t_cpu,
+        "cpu_ratio": t_cpu / g_cpu,
+        "grpo_steps_wall_cpu_s": grpo,
+        "trac_steps_wall_cpu_s": trac,
     }
 
 
-def _current_rss_kb() -> int:
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * resource.getpagesize() // 1024
+def _rss_kb(field: str) -> int:
+    """VmRSS (now) or VmHWM (peak since the last reset) of this process, in kB."""
+    status = Path("/proc/self/status").read_text()
+    return int(re.search(rf"^{field}:\s+(\d+) kB", status, re.M).group(1))
 
 
 def memory_worker(chunk: int) -> None:
@@ -153,11 +161,12 @@ def memory_worker(chunk: int) -> None:
     scorer = HFTeacher(LlamaForCausalLM(cfg), Tok(), batch_size=1, chunk=chunk or None)
     seq = torch.randint(0, 32000, (4096,)).tolist()
     mask = [0] * 96 + [1] * 4000
-    before = _current_rss_kb()  # the peak before scoring may be higher (model init), so compare with current RSS
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak RSS (VmHWM) to the current RSS
+    before = _rss_kb("VmRSS")
     start = time.perf_counter()
     logp, entropy = scorer.score([seq], [mask])
     seconds = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = _rss_kb("VmHWM")
     assert torch.isfinite(logp).all() and torch.isfinite(entropy).all()
     print(
         json.dumps(
@@ -201,7 +210,8 @@ def main() -> None:
     result = {"step_time": step_times(args)}
     st = result["step_time"]
     print(
-        f"GRPO step {st['grpo_step_s']:.3f}s  TRAC-GRPO step {st['trac_step_s']:.3f}s  ratio {st['ratio']:.3f}"
+        f"GRPO step {st['grpo_step_s']:.3f}s  TRAC-GRPO step {st['trac_step_s']:.3f}s  wall ratio {st['ratio']:.3f}"
+        f"  (process CPU time ratio {st['cpu_ratio']:.3f})"
     )
     if not args.skip_memory:
         result["teacher_memory_32k_vocab_4k_tokens"] = memory([0, 512, 128])

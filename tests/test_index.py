@@ -118,10 +118,12 @@ def _dense_top(engine, ids, k):
     return [(int(i), round(float(scores[i]), 4)) for i in order[:k] if scores[i] > 0]
 
 
-@pytest.mark.parametrize("max_depth", [0, 64, 10**9])  # dense path only, mixed, threshold path only
-def test_pruned_top_k_is_exact(monkeypatch, max_depth):
-    """The top-k equals a brute-force sum over every posting list, on a skewed random corpus."""
-    monkeypatch.setattr("searchgym.index.bm25s_engine.MAX_DEPTH", max_depth)
+@pytest.mark.parametrize(("depth", "dense"), [(1, 0.0), (1, 1.0), (8, 0.2), (64, 0.2), (10**9, 0.0)])
+def test_pruned_top_k_is_exact(monkeypatch, depth, dense):
+    """The top-k equals a brute-force sum over every posting list, on a skewed random corpus, whichever
+    path answers (threshold pass, MaxScore candidates, dense accumulation)."""
+    monkeypatch.setattr("searchgym.index.bm25s_engine.FIRST_DEPTH", depth)
+    monkeypatch.setattr("searchgym.index.bm25s_engine.DENSE_FRACTION", dense)
     rng = random.Random(0)
     words = [f"w{i}" for i in range(300)]
     weights = [1 / (i + 1) for i in range(300)]  # Zipf-like: a few very common words

@@ -12,8 +12,9 @@ import pytest
 from searchgym.config import ConfigError
 from searchgym.env.rewards import normalize_answer
 from searchgym.tasks.store import TaskSetError, load_manifest, load_tasks, save_tasks
-from searchgym.tasks.synth import Draft, Synthesizer, TaskConfig, build_tasks, synthesize
+from searchgym.tasks.synth import Draft, Synthesizer, TaskConfig, build_tasks, evaluate, form_key, synthesize
 from searchgym.world.build import WorldConfig, build_world
+from searchgym.world.noise import NoiseConfig
 from searchgym.world.store import World
 
 SEEDS = (1, 2, 3)
@@ -236,3 +237,31 @@ def test_config_errors_are_clear(tmp_path):
         TaskConfig(splits={"train": -1.0}).validate()
     TaskConfig(seed=5).to_yaml(tmp_path / "tasks.yaml")
     assert TaskConfig.from_yaml(tmp_path / "tasks.yaml") == TaskConfig(seed=5)
+
+
+def test_planted_conflicting_statements_count_as_claims(tmp_path):
+    noise = NoiseConfig(conflict_rate=0.2)
+    w = build_world(WorldConfig(seed=8, num_entities=300, noise=noise), tmp_path / "w", progress=False)
+    edges = {e.id: e for e in w.edges}
+    conflicts = [r for r in w.noise if r["kind"] == "conflict"]
+    assert conflicts
+    syn = Synthesizer(w, SMALL)
+    e = edges[conflicts[0]["edge"]]
+    form = {"hop": e.relation, "of": {"entity": w.holder(e)}}
+    assert evaluate(form, syn.gf) == {
+        w.other_end(e),
+        conflicts[0]["doc"],
+    }  # two claimed answers: never a task
+    disputed = {(w.holder(edges[r["edge"]]), edges[r["edge"]].relation) for r in conflicts}
+    for t in build_tasks(w, SMALL, progress=False):
+        assert all((s.entity, s.relation) not in disputed for s in t.evidence if s.edge is not None)
+
+
+def test_reordered_constraints_are_the_same_task():
+    a = {"rel": "born_in", "to": {"entity": "city/1"}}
+    b = {"rel": "works_for", "to": {"entity": "company/2"}}
+    assert form_key({"find": "person", "where": [a, b]}) == form_key({"find": "person", "where": [b, a]})
+    x, y = {"entity": "award/1"}, {"entity": "award/2"}
+    same = form_key({"compare": "year", "pick": "lower", "of": [x, y]})
+    assert same == form_key({"compare": "year", "pick": "lower", "of": [y, x]})
+    assert same != form_key({"compare": "year", "pick": "higher", "of": [x, y]})

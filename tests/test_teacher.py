@@ -83,6 +83,10 @@ def test_hf_teacher_rejects_bad_input(tok, models):
     scorer = HFTeacher(models[1], tok)
     with pytest.raises(ValueError, match="mask has"):
         scorer.score([[1, 2, 3]], [[1, 1]])
+    with pytest.raises(ValueError, match="is empty"):
+        scorer.score([[1, 2], []], [[1, 1], []])
+    logp, entropy = scorer.score([[5]], [[1]])  # a one-token sequence has nothing to score
+    assert logp.tolist() == [[0.0]] and entropy.tolist() == [[0.0]]
     with pytest.raises(ValueError, match="outside the teacher vocabulary"):
         scorer.score([[1, 10_000]], [[1, 1]])
 

@@ -19,7 +19,11 @@ from searchgym.trainer.grpo import build_run, checkpoints, is_complete, last_com
 
 pytestmark = pytest.mark.slow
 
-ENV = {"max_turns": 5, "topk": 2, "doc_chars": 80, "page_chars": 800, "format_gate": False, "surface_weight": 0.5}
+PROMPT = (
+    "Answer by searching. One action per turn: <search> query </search>, <access> url </access> or "
+    "<answer> answer </answer>.\nQuestion: {question}\n"
+)
+ENV = {"max_turns": 5, "topk": 2, "doc_chars": 80, "page_chars": 800, "require_think": False, "prompt": PROMPT}
 TINY = {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 128}
 
 
@@ -49,7 +53,9 @@ def setup(tmp_path_factory):
     save_tasks(picked, root / "world", "t", tcfg.to_dict())
     result.transcripts = [r for r in result.transcripts if r["task_id"] in {t.id for t in picked}]
     save_transcripts(root / "transcripts.jsonl", result)
-    scfg = SFTRunConfig(max_steps=60, batch_size=4, vocab_size=600, model_overrides=TINY, learning_rate=5e-3)
+    scfg = SFTRunConfig(
+        max_steps=60, batch_size=4, vocab_size=600, model_overrides=TINY, learning_rate=1.5e-2, strip_think=True
+    )
     summary = run_sft(root / "world", root / "transcripts.jsonl", root / "student", scfg)
     return {"root": root, "sft": summary}
 
@@ -93,7 +99,7 @@ def test_sft_learns_and_masks_observations(setup):
     row = next(read_jsonl(root / "transcripts.jsonl"))
     enc = encode_transcript(tok, row, 10_000)
     labelled = tok.decode([i for i, lab in zip(enc["input_ids"], enc["labels"], strict=True) if lab != -100])
-    assert labelled == "".join(t["action"] for t in row["turns"])
+    assert labelled == "".join(t["action"] for t in row["turns"])  # the transcripts have no <think> here
     assert "<information>" not in labelled and row["turns"][0]["observation"].strip()
 
 

@@ -87,3 +87,15 @@ def test_damaged_world_is_a_clear_cli_error(built: Path, tmp_path: Path):
         f.write("{}\n")
     res = runner.invoke(app, ["world", "info", str(w)])
     assert res.exit_code == 1 and "entities.jsonl" in res.output and "Traceback" not in res.output
+
+
+def test_schema_command(tmp_path: Path):
+    res = runner.invoke(app, ["world", "schema"])
+    assert res.exit_code == 0 and "parent_of" in res.output and "1-n" in res.output
+    dumped = runner.invoke(app, ["world", "schema", "--dump"])
+    custom = tmp_path / "schema.yaml"
+    custom.write_text(
+        dumped.output.replace("target: citty", "").replace("target: city\n", "target: citty\n", 1)
+    )
+    res = runner.invoke(app, ["world", "schema", str(custom)])
+    assert res.exit_code == 1 and "unknown entity type 'citty'" in res.output

@@ -222,3 +222,13 @@ def test_same_bytes_across_processes_and_hash_seeds(tmp_path: Path):
         subprocess.run([sys.executable, "-c", code, str(tmp_path / h)], check=True, env=env)
     for name in ("manifest.json", "entities.jsonl", "edges.jsonl", "facts.jsonl", "corpus.jsonl"):
         assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name
+
+
+def test_type_mix_and_zipf_exponent(tmp_path: Path):
+    flat = WorldConfig(seed=1, num_entities=1000, verify=False, zipf_exponent=0.0, type_mix={"person": 0.8})
+    w = build_world(flat, tmp_path / "w", progress=False)
+    counts = w.manifest["counts"]["entity_types"]
+    assert counts["person"] > 0.55 * 1000  # person weight 0.8 against the others' 0.6
+    born = Counter(e.target for e in w.edges if e.relation == "born_in")
+    mean = sum(born.values()) / counts["city"]
+    assert max(born.values()) < 4 * mean + 5  # uniform choice: no hubs (compare test_degrees_are_skewed)

@@ -108,8 +108,12 @@ class YamlConfig:
 
     @classmethod
     def from_yaml(cls, path_or_text: str | Path) -> Self:
-        p = Path(path_or_text) if not str(path_or_text).lstrip().startswith(("{", "\n")) else None
-        if p is not None and p.exists():
+        p = Path(path_or_text) if isinstance(path_or_text, Path) or "\n" not in path_or_text else None
+        try:
+            is_file = p is not None and p.is_file()
+        except OSError:  # a long YAML string is not a path
+            is_file = False
+        if is_file:
             try:
                 data = yaml.safe_load(p.read_text())
             except yaml.YAMLError as e:

@@ -86,6 +86,8 @@ class TeacherScorer(ABC):
         if len(sequences) != len(masks):
             raise ValueError(f"{len(sequences)} sequences but {len(masks)} masks")
         for i, (seq, m) in enumerate(zip(sequences, masks, strict=True)):
+            if not seq:
+                raise ValueError(f"sequence {i} is empty; every rollout has at least its prompt tokens")
             if len(seq) != len(m):
                 raise ValueError(f"sequence {i} has {len(seq)} tokens but its mask has {len(m)}")
             if seq and (min(seq) < 0 or max(seq) >= self.vocab_size):
@@ -212,8 +214,9 @@ class OpenAITeacher(TeacherScorer):
         for start in range(0, len(sequences), self.batch_size):
             batch = sequences[start : start + self.batch_size]
             for j, rows in enumerate(self._request(batch)):
-                for t, entry in enumerate(rows):
-                    out.logp[start + j, t], out.entropy[start + j, t], out.max_logp[start + j, t] = entry
+                values = torch.tensor(rows).T  # (3, L_j): logp, entropy, max_logp
+                for field, v in zip(out, values, strict=True):
+                    field[start + j, : v.shape[0]] = v
         return _apply_masks(out, masks)
 
     def _request(self, batch: list[list[int]]) -> list[list[tuple[float, float, float]]]:

@@ -23,7 +23,7 @@ from searchgym.io import write_json
 from searchgym.world.types import Document
 
 FIRST_DEPTH = 64  # documents taken from the top of each long posting list on the first pass
-MAX_DEPTH = 256  # beyond this depth, scoring whole posting lists densely is cheaper
+DENSE_FRACTION = 0.2  # above this many candidates per document, scoring densely over the corpus is cheaper
 
 
 @dataclass
@@ -75,16 +75,16 @@ class Bm25sEngine(SearchEngine):
         np.save(directory / "data.npy", np.asarray(self.data, dtype=np.float32))
         np.save(directory / "indices.npy", np.asarray(self.indices, dtype=np.int32))
         np.save(directory / "indptr.npy", np.asarray(self.indptr, dtype=np.int64))
-        np.save(directory / "impact.npy", np.asarray(self.impact, dtype=np.int64))
+        np.save(directory / "impact.npy", np.asarray(self.impact, dtype=_position_dtype(len(self.data))))
         (directory / "vocab.json").write_text(json.dumps(list(self.vocab), ensure_ascii=False))
         write_json(directory / "config.json", self.config.to_dict())
 
     @classmethod
     def load(cls, directory: Path, **overrides) -> Bm25sEngine:
         config = Bm25sConfig.from_dict({**json.loads((directory / "config.json").read_text()), **overrides})
-        # memory-mapped, viewed as plain arrays (np.memmap slicing has Python-level overhead per call)
-        names = ("data", "indices", "indptr", "impact")
-        arrays = [np.load(directory / f"{n}.npy", mmap_mode="r").view(np.ndarray) for n in names]
+        # read whole (~50 MB for 100k documents, tens of ms): memory-mapping would fault pages in one by
+        # one during the first queries, which costs more than reading them up front
+        arrays = [np.load(directory / f"{n}.npy") for n in ("data", "indices", "indptr", "impact")]
         vocab = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
         return cls(DocStore.load(directory), vocab, *arrays, config)
 
@@ -112,36 +112,40 @@ class Bm25sEngine(SearchEngine):
         return self.indices[s:e], self.data[s:e]
 
     def _top_k(self, ids: list[int], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact BM25 top-k without scoring whole posting lists (a threshold algorithm on impact order).
+        """Exact BM25 top-k without scoring every posting list in full.
 
-        Candidates are the first m documents of every posting list in weight order (all of a short list).
-        A document outside the candidates scores at most the sum of the m-th weights of the truncated lists
-        ("tail"). If that is below the k-th best candidate score, the candidates hold the exact top-k
-        (ties included); otherwise m doubles. Candidates are scored exactly by binary search in each
-        doc-ordered list. Ties break by document order, so results are deterministic.
+        1. Threshold pass: candidates are the first FIRST_DEPTH documents of each posting list in weight
+           order (all of a short list), scored exactly by binary search in each doc-ordered list. Their k-th
+           score is a floor that the true top-k reaches. A document outside the candidates scores at most
+           the sum of the lists' cut-off weights; if that is below the floor, the candidates hold the top-k.
+        2. MaxScore: otherwise, the lists with the smallest maximum weights whose maxima sum below the floor
+           cannot lift a document into the top-k on their own, so candidates come only from the other lists.
+        3. If those lists are still long, accumulate them densely over the corpus.
+        Ties break by document order, so results are deterministic.
         """
         terms, counts = np.unique(np.asarray(ids, dtype=np.int64), return_counts=True)
         starts, lengths = self.indptr[terms], self.indptr[terms + 1] - self.indptr[terms]
         postings = [self._posting(int(t)) for t in terms]
-        m, floor = max(k, FIRST_DEPTH), np.float32(0.0)
-        while m <= MAX_DEPTH:
-            take = np.minimum(lengths, m)
-            parts = [self.indices[self.impact[s : s + n]] for s, n in zip(starts, take, strict=True)]
-            cands = np.unique(np.concatenate(parts))
-            scores = self._exact(cands, postings, counts)
-            cut = take < lengths
-            if not cut.any():
+        take = np.minimum(lengths, max(k, FIRST_DEPTH))
+        parts = [self.indices[self.impact[s : s + n]] for s, n in zip(starts, take, strict=True)]
+        cands = np.unique(np.concatenate(parts))
+        scores = self._exact(cands, postings, counts)
+        cut = take < lengths
+        if not cut.any():
+            return _ranked(cands, scores, k)
+        floor = np.float32(0.0)
+        if len(cands) >= k:
+            floor = np.partition(scores, len(cands) - k)[len(cands) - k]  # k documents score at least this
+            tail = (self.data[self.impact[starts[cut] + take[cut] - 1]] * counts[cut]).sum()
+            if tail < floor:
                 return _ranked(cands, scores, k)
-            if len(cands) >= k:
-                floor = np.partition(scores, len(cands) - k)[
-                    len(cands) - k
-                ]  # k documents score at least this
-                tail = float((self.data[self.impact[starts[cut] + take[cut] - 1]] * counts[cut]).sum())
-                if tail < floor:
-                    return _ranked(cands, scores, k)
-            m *= 4
-        # Many co-occurring mid-frequency words: accumulate whole posting lists over the corpus, then keep
-        # only documents at or above the floor already proven by the candidates (no corpus-wide selection).
+        upper = self.data[self.impact[starts]] * counts  # each list's largest contribution
+        by_upper = np.argsort(upper, kind="stable")
+        skip = int(np.searchsorted(np.cumsum(upper[by_upper]), floor)) if floor > 0 else 0
+        essential = np.sort(by_upper[skip:])
+        if lengths[essential].sum() <= DENSE_FRACTION * len(self.store):
+            cands = np.unique(np.concatenate([postings[j][0] for j in essential]))
+            return _ranked(cands, self._exact(cands, postings, counts), k)
         acc = np.zeros(len(self.store), dtype=np.float32)
         for (docs, weights), c in zip(postings, counts, strict=True):
             acc[docs] += weights * np.float32(c)  # a document occurs once per posting list
@@ -165,6 +169,10 @@ def _ranked(docs: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, n
     return docs[order], scores[order]
 
 
+def _position_dtype(n: int) -> type:
+    return np.int32 if n < 2**31 else np.int64
+
+
 def _orders(data, indices, indptr) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Posting lists sorted by document (for binary search) and each list's weight order (for top-m)."""
     data, indices, indptr = (np.asarray(a) for a in (data, indices, indptr))
@@ -172,5 +180,5 @@ def _orders(data, indices, indptr) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     column = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
     by_doc = np.lexsort((indices, column))
     data, indices = data[by_doc].astype(np.float32), indices[by_doc].astype(np.int32)
-    impact = np.lexsort((np.arange(len(data)), -data, column)).astype(np.int64)
+    impact = np.lexsort((np.arange(len(data)), -data, column)).astype(_position_dtype(len(data)))
     return data, indices, indptr, impact

@@ -104,8 +104,11 @@ def show(
             passage = w.facts[s.edge].sentence
             typer.echo(f'  {i}. {name} [{s.relation}] {s.url}\n     "{passage}"')
         else:
-            value = w.entities[s.entity].attrs.get(s.attribute)
-            typer.echo(f"  {i}. {name} [{s.attribute} = {value}] {s.url}")
+            ent = w.entities[s.entity]
+            spec = w.schema.entity_type(ent.type).attribute(s.attribute)
+            text = spec.format(ent.attrs[s.attribute])
+            line = next((ln.strip() for ln in w.doc_of(s.entity).text.splitlines() if text in ln), "")
+            typer.echo(f'  {i}. {name} [{s.attribute} = {text}] {s.url}\n     "{line}"')
     typer.echo(f"Form: {json.dumps(t.meta.get('form'))}")
 
 

@@ -10,8 +10,8 @@ Each task carries a *logical form* (in `meta["form"]`), a small JSON expression 
     {"compare": attr, "pick": "lower"|"higher", "of": [F, F]}
 
 `evaluate(form, graph)` returns the set of answer entities. A task is kept only if that set is exactly
-{answer} on the verified graph AND on the full graph (unverified edges included), and every evidence edge is
-verified. Questions come from templates (`templates.py`); splits from a hash of (start entity, relation path).
+{answer} on the verified graph AND on the full graph (unverified edges and the claims of planted conflicting
+statements included), and every evidence edge is verified. Questions come from templates (`templates.py`); splits from a hash of (start entity, relation path).
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ from searchgym.tasks.types import EvidenceStep, Task
 TYPES = ("chain", "obfuscated", "intersection", "comparison")
 MAX_LEVEL = 5
 # short forms people use for a name; an alias is kept only when unambiguous (see Aliases)
-NAME_PREFIXES = ("Dr.", "Prof.", "Sir", "Dame", "Lady", "Lord", "Mr.", "Mrs.", "Ms.", "University of")
-NAME_SUFFIXES = tuple(
+NAME_PREFIXES = frozenset(
+    ("Dr.", "Prof.", "Sir", "Dame", "Lady", "Lord", "Mr.", "Mrs.", "Ms.", "University of")
+)
+NAME_SUFFIXES = frozenset(
     "Inc.|Ltd.|LLC|Corp.|Corporation|plc|Group|Holdings|Industries|Dynamics|Systems|Labs|Works|Foods|Motors|Media|"
     "Energy|Society|Foundation|Council|League|Association|Trust|Alliance|University|Institute of Technology".split(
         "|"
@@ -121,20 +123,30 @@ def type_nouns(schema: Any) -> dict[str, str]:
 
 
 class Graph:
-    """Functional hops over one edge set: holder --relation--> other end."""
+    """Functional hops over one edge set: holder --relation--> other end. The full graph (verified_only=False)
+    also holds the claims of the corpus's conflicting statements (noise.jsonl, edge id -1)."""
 
     def __init__(self, world: Any, relations: dict[str, Any], verified_only: bool):
         self.hop: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
         self.holders: dict[tuple[str, str], list[str]] = defaultdict(list)
         self.out: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
-        edges = world.verified_edges() if verified_only else world.edges
-        for e in edges:
-            if e.relation not in relations:
+        target_holds = {n for n, s in relations.items() if s.holder == "target"}
+        for e in world.edges:
+            if (verified_only and not e.verified) or e.relation not in relations:
                 continue
-            h, o = world.holder(e), world.other_end(e)
+            h, o = (e.target, e.source) if e.relation in target_holds else (e.source, e.target)
             self.hop[(h, e.relation)].append((o, e.id))
             self.holders[(e.relation, o)].append(h)
             self.out[h].append((e.relation, o, e.id))
+        if not verified_only:  # a conflicting statement planted in the corpus counts as a claimed edge too
+            by_id = {e.id: e for e in world.edges}
+            for rec in getattr(world, "noise", ()):
+                e = by_id.get(rec.get("edge")) if rec.get("kind") == "conflict" else None
+                if e is None or e.relation not in relations or rec["doc"] not in world.entities:
+                    continue
+                h = e.target if e.relation in target_holds else e.source
+                self.hop[(h, e.relation)].append((rec["doc"], -1))
+                self.holders[(e.relation, rec["doc"])].append(h)
         self.entities = world.entities
         self.attrs = attribute_specs(world.schema)
 
@@ -213,12 +225,11 @@ def value_aliases(spec: Any, value_text: str) -> tuple[str, ...]:
 def _strip_affixes(name: str) -> list[str]:
     words = name.split()
     out = []
-    for prefix in NAME_PREFIXES:
-        if name.startswith(prefix + " ") and len(words) > len(prefix.split()):
-            out.append(name[len(prefix) + 1 :])
-    for suffix in NAME_SUFFIXES:
-        if name.endswith(" " + suffix) and len(words) > len(suffix.split()):
-            out.append(name[: -len(suffix) - 1].rstrip(","))
+    for n in (1, 2):  # every listed prefix / suffix has one or two words
+        if len(words) > n and " ".join(words[:n]) in NAME_PREFIXES:
+            out.append(" ".join(words[n:]))
+        if len(words) > n and " ".join(words[-n:]) in NAME_SUFFIXES:
+            out.append(" ".join(words[:-n]).rstrip(","))
     return out
 
 
@@ -294,9 +305,10 @@ class Synthesizer:
         self._url: dict[str, str] = {}
         # reach[k] = holders from which some verified walk of k hops starts (revisits ignored here)
         self.reach: list[set[str]] = [set(world.entities)]
-        for _ in range(cfg.max_hops):
+        for k in range(cfg.max_hops):
             prev = self.reach[-1]
-            self.reach.append({h for h, outs in self.gv.out.items() if any(o in prev for _, o, _ in outs)})
+            pool = self.gv.out if k == 0 else self.reach[-1]  # reach[k + 1] is a subset of reach[k]
+            self.reach.append({h for h in pool if any(o in prev for _, o, _ in self.gv.out.get(h, ()))})
         self.starts = [sorted(r) for r in self.reach]
         self.comparable = [
             (t, a)
@@ -398,7 +410,7 @@ class Synthesizer:
         if not rels or not attrs:
             return None
         r, anchor, e = rng.choice(rels)
-        pool = [h for h in self.gf.holders[(r, anchor)] if self.world.entities[h].type == ent.type]
+        pool = self.gf.holders[(r, anchor)]  # all of the relation's holder type
         if len(pool) > self.cfg.max_anchor_candidates:
             return None
         a = rng.choice(attrs)
@@ -533,19 +545,13 @@ class Synthesizer:
         yield "comparison/hop", self.comparison, 1, hop_n
 
 
-def form_key(form: Any) -> str:
-    """A canonical string for a form: constraint and operand order do not make a different task."""
-
-    def canon(f: Any) -> Any:
-        if isinstance(f, dict):
-            out = {k: canon(v) for k, v in f.items()}
-            for key in ("where", "of"):
-                if isinstance(out.get(key), list):
-                    out[key] = sorted(out[key], key=lambda x: json.dumps(x, sort_keys=True))
-            return out
-        return [canon(x) for x in f] if isinstance(f, list) else f
-
-    return json.dumps(canon(form), sort_keys=True)
+def form_key(form: dict[str, Any]) -> str:
+    """A canonical string for a form: the order of an intersection's constraints or a comparison's operands does
+    not make a different task (descriptions nested deeper are always built in one order)."""
+    key = "where" if "where" in form else "of" if "compare" in form else None
+    if key is None:
+        return json.dumps(form, sort_keys=True)
+    return json.dumps({**form, key: sorted(json.dumps(x, sort_keys=True) for x in form[key])}, sort_keys=True)
 
 
 def _spread(total: int, parts: int) -> list[int]:

@@ -165,6 +165,38 @@ def show(
     console.print(Panel(doc.text, title=doc.title))
 
 
+@world_app.command()
+def schema(
+    path: Path | None = typer.Argument(None, help="schema YAML to check (default: the built-in schema)"),
+    dump: bool = typer.Option(False, help="print the schema's YAML (start a custom schema from the default)"),
+) -> None:
+    """Validate a schema and summarise its entity types and relations."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from searchgym.world.schema import SchemaError, load_schema
+
+    try:
+        s = load_schema(path)
+    except SchemaError as e:
+        _fail(str(e))
+    if dump:
+        typer.echo(s.text, nl=False)
+        return
+    console = Console()
+    types = Table("entity type", "name style", "weight", "attributes", title=f"Schema {s.name!r}")
+    for t in s.entity_types:
+        types.add_row(
+            t.name, t.name_style, f"{t.weight:g}", ", ".join(f"{a.name} ({a.kind})" for a in t.attributes)
+        )
+    console.print(types)
+    rels = Table("relation", "source → target", "cardinality", "holder", "acyclic", "constraints")
+    for r in s.relations:
+        constraints = "; ".join(c.text for c in r.constraints) or "-"
+        rels.add_row(r.name, f"{r.source} → {r.target}", r.cardinality, r.holder, str(r.acyclic), constraints)
+    console.print(rels)
+
+
 @world_app.command("export-corpus")
 def export_corpus(
     world: Path = typer.Argument(..., help="world directory"),

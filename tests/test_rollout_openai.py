@@ -1,0 +1,116 @@
+"""OpenAIGenerator against a real HTTP server on 127.0.0.1 that serves the tiny model in vLLM's completions format."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import torch
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from searchgym.env.env import EnvConfig, SearchEnv
+from searchgym.rollout.generate import SamplingParams
+from searchgym.rollout.hf import HFGenerator
+from searchgym.rollout.openai import GenerationServerError, OpenAIGenerator
+from searchgym.rollout.rollout import RolloutConfig, rollout
+from test_rollout_common import TASKS, engine, tiny_agent
+
+
+def tiny_server(model, tok, fail_first: int = 0) -> FastAPI:
+    """A vLLM-style /v1/completions over HFGenerator; the first `fail_first` requests answer 503."""
+    app = FastAPI()
+    gen = HFGenerator(model, tok)
+    lock = threading.Lock()
+    state = {"requests": 0}
+
+    @app.post("/v1/completions")
+    async def completions(request: Request):
+        body = await request.json()
+        state["requests"] += 1
+        if state["requests"] <= fail_first:
+            return JSONResponse({"error": "warming up"}, status_code=503)
+        params = SamplingParams(
+            body["max_tokens"],
+            body["temperature"],
+            body["top_p"],
+            tuple(body.get("stop") or ()),
+            body["seed"],
+        )
+        with lock:
+            (g,) = gen.generate([body["prompt"]], params)
+        reason = "length" if g.finish_reason == "length" else "stop"
+        logprobs = {"tokens": [f"token_id:{i}" for i in g.token_ids], "token_logprobs": g.logprobs}
+        return {
+            "choices": [
+                {"index": 0, "text": tok.decode(g.token_ids), "logprobs": logprobs, "finish_reason": reason}
+            ]
+        }
+
+    app.state.counter = state
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    model, tok = tiny_agent()
+    app = tiny_server(model, tok, fail_first=1)
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", app.state.counter
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_openai_rollout_matches_the_local_model(server):
+    url, counter = server
+    model, tok = tiny_agent()
+    gen = OpenAIGenerator(url, "tiny", eos_ids=[tok.eos_token_id], concurrency=4, backoff=0.01)
+    factory = lambda: SearchEnv(engine(), EnvConfig(max_turns=4))  # noqa: E731
+    trajs = rollout(TASKS, factory, gen, tok, RolloutConfig(max_new_tokens=40, temperature=0))
+    local = rollout(
+        TASKS, factory, HFGenerator(model, tok), tok, RolloutConfig(max_new_tokens=40, temperature=0)
+    )
+    assert counter["requests"] >= 1 + 2 * len(TASKS)  # the first request got a 503 and was retried
+    for tr, ref in zip(trajs, local, strict=True):
+        assert tr.reward == 1.0
+        assert tr.completion_ids == ref.completion_ids and tr.env_mask == ref.env_mask
+        assert torch.allclose(torch.tensor(tr.logprobs), torch.tensor(ref.logprobs), atol=1e-4)
+    gen.close()
+
+
+def test_openai_generator_reports_a_dead_server():
+    gen = OpenAIGenerator(f"http://127.0.0.1:{free_port()}", "none", retries=1, backoff=0.01, timeout=2)
+    with pytest.raises(GenerationServerError, match="failed after 2 attempt"):
+        gen.generate([[1, 2, 3]], SamplingParams(max_new_tokens=4))
+    gen.close()
+
+
+def test_openai_generator_refuses_text_only_tokens(server):
+    url, _ = server
+    response = httpx.post(
+        f"{url}/v1/completions",
+        json={"prompt": [5, 6], "max_tokens": 2, "temperature": 0, "top_p": 1, "seed": 0},
+    )
+    choice = response.json()["choices"][0]
+    choice["logprobs"]["tokens"] = ["a", "b"][: len(choice["logprobs"]["token_logprobs"])]
+    from searchgym.rollout.openai import parse_choice
+
+    with pytest.raises(GenerationServerError, match="never re-tokenised"):
+        parse_choice(choice, set())
