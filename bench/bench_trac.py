@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -180,6 +181,9 @@ def memory(chunks: list[int]) -> dict:
     for chunk in chunks:
         proc = subprocess.run(
             [sys.executable, __file__, "--memory-worker", str(chunk)],
+            # glibc keeps freed buffers below its (adaptive, up to 32 MB) mmap threshold in the heap, which would show
+            # up as RSS; a fixed 1 MB threshold returns every large tensor to the OS, so RSS tracks live memory
+            env=os.environ | {"MALLOC_MMAP_THRESHOLD_": str(1 << 20)},
             capture_output=True,
             text=True,
             check=True,

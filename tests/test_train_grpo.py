@@ -23,7 +23,14 @@ PROMPT = (
     "Answer by searching. One action per turn: <search> query </search>, <access> url </access> or "
     "<answer> answer </answer>.\nQuestion: {question}\n"
 )
-ENV = {"max_turns": 5, "topk": 2, "doc_chars": 80, "page_chars": 800, "require_think": False, "prompt": PROMPT}
+ENV = {
+    "max_turns": 5,
+    "topk": 2,
+    "doc_chars": 80,
+    "page_chars": 800,
+    "require_think": False,
+    "prompt": PROMPT,
+}
 TINY = {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 128}
 
 
@@ -54,7 +61,12 @@ def setup(tmp_path_factory):
     result.transcripts = [r for r in result.transcripts if r["task_id"] in {t.id for t in picked}]
     save_transcripts(root / "transcripts.jsonl", result)
     scfg = SFTRunConfig(
-        max_steps=60, batch_size=4, vocab_size=600, model_overrides=TINY, learning_rate=1.5e-2, strip_think=True
+        max_steps=60,
+        batch_size=4,
+        vocab_size=600,
+        model_overrides=TINY,
+        learning_rate=1.5e-2,
+        strip_think=True,
     )
     summary = run_sft(root / "world", root / "transcripts.jsonl", root / "student", scfg)
     return {"root": root, "sft": summary}
@@ -157,7 +169,9 @@ def test_short_training_run(setup, estimator):
         assert batch["tool_mask"][i, :width].tolist() == mask
         assert 0 in mask or len(set(mask)) == 1
     tok = run.trainer.processing_class
-    obs_tokens = [t for i, m in zip(out["completion_ids"][0], out["env_mask"][0], strict=True) if m == 0 for t in [i]]
+    obs_tokens = [
+        t for i, m in zip(out["completion_ids"][0], out["env_mask"][0], strict=True) if m == 0 for t in [i]
+    ]
     if obs_tokens:
         assert "<information>" in tok.decode(obs_tokens)
     if estimator == "trac":
@@ -210,8 +224,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(setup, tmp_path):
     cfg = make_cfg(setup, "killed", **{"grpo.max_steps": steps})
     cfg.to_yaml(tmp_path / "killed.yaml")
     out = Path(cfg.output_dir)
-    proc = subprocess.Popen(_train_cmd(tmp_path / "killed.yaml"), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _train_cmd(tmp_path / "killed.yaml"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 300
     while time.time() < deadline and not is_complete(out / "checkpoint-2"):
         time.sleep(0.05)
@@ -220,7 +235,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(setup, tmp_path):
     assert is_complete(out / "checkpoint-2")
     last = last_complete_checkpoint(out)
     assert last is not None and int(last.name.split("-")[1]) in (2, 3)
-    done = subprocess.run(_train_cmd(tmp_path / "killed.yaml", "--resume"), env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        _train_cmd(tmp_path / "killed.yaml", "--resume"), env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"step {steps}" in done.stdout
 

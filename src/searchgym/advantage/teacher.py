@@ -155,7 +155,7 @@ class HFTeacher(TeacherScorer):
             for s in range(0, h.shape[0], step):
                 logp_all = torch.log_softmax(head(h[s : s + step]).float(), dim=-1)
                 logp = logp_all.gather(-1, targets[s : s + step, None]).squeeze(-1)
-                entropy = -(logp_all.exp() * logp_all).sum(-1)
+                entropy = -logp_all.exp().mul_(logp_all).sum(-1)  # in place: two (chunk, |V|) buffers at most
                 values.append(torch.stack([logp, entropy, logp_all.max(-1).values]).cpu())
                 del logp_all
             values = torch.cat(values, dim=1)
