@@ -155,17 +155,23 @@ def bench_http(
         out = {}
         for size in (1, batch):
             for clients in clients_list:
-                out[f"batch{size}_clients{clients}"] = _drive(
-                    url, queries, k, size, clients, seconds, max_requests
-                )
-                print(
-                    f"  http batch={size} clients={clients}: {out[f'batch{size}_clients{clients}']}",
-                    flush=True,
-                )
+                cpu = _cpu_seconds(proc.pid)
+                row = _drive(url, queries, k, size, clients, seconds, max_requests)
+                # server CPU per query: independent of how many other jobs share the machine's cores
+                used = _cpu_seconds(proc.pid) - cpu
+                row["server_cpu_ms_per_query"] = round(1000 * used / max(1, row["requests"] * size), 3)
+                out[f"batch{size}_clients{clients}"] = row
+                print(f"  http batch={size} clients={clients}: {row}", flush=True)
         return out
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _drive(

@@ -119,6 +119,8 @@ def step_times(args: argparse.Namespace) -> dict:
             "max_completion_length": args.completion_len,
             "timed_steps_per_trainer": args.rounds * (args.steps - 1),
             "threads": args.threads,
+            "load_average_1_5_15min_at_end": list(os.getloadavg()),
+            "cpu_count": os.cpu_count(),
         },
         "grpo_step_s": g,
         "trac_step_s": t,

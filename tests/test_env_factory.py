@@ -60,14 +60,17 @@ def test_tools_run_the_real_environment(world):
         env.reset()
 
 
+CALL = '<tool_call>\n{"name": "search", "arguments": {"query": "city"}}\n</tool_call><|im_end|>'
+
+
 def _chat_tokenizer(world_dir: Path):
     from searchgym.io import read_jsonl
     from searchgym.models.tiny import PROTOCOL_TAGS, train_tokenizer
 
     texts = [d["text"] for d in read_jsonl(world_dir / "corpus.jsonl")]
-    tok = train_tokenizer(
-        texts + [QWEN25.read_text()], vocab_size=700, special_tokens=PROTOCOL_TAGS + CHAT_TOKENS
-    )
+    # the call repeated, so BPE merges it into a few tokens that a tiny model memorises in seconds
+    texts += [QWEN25.read_text()] + [CALL] * 200
+    tok = train_tokenizer(texts, vocab_size=700, special_tokens=PROTOCOL_TAGS + CHAT_TOKENS)
     tok.chat_template = QWEN25.read_text()
     tok.eos_token = "<|im_end|>"
     return tok
@@ -91,7 +94,7 @@ def test_grpo_step_with_trl_tool_loop(world, tmp_path):
     # teach the model one move: answer every prompt with a search tool call (so TRL's loop has a call to run)
     probe = factory()
     tools = [probe.search, probe.access, probe.answer]
-    call = '<tool_call>\n{"name": "search", "arguments": {"query": "city"}}\n</tool_call><|im_end|>'
+    call = CALL
     templates = [tok.chat_template]  # TRL renders prompts with its prefix-preserving variant when it has one
     if not is_chat_template_prefix_preserving(tok):
         templates.append(get_training_chat_template(tok))
@@ -101,13 +104,14 @@ def test_grpo_step_with_trl_tool_loop(world, tmp_path):
             prompt = tok.apply_chat_template(
                 row["prompt"], tools=tools, add_generation_prompt=True, tokenize=False, chat_template=template
             )
-            seqs.append(tok(prompt + call, add_special_tokens=False)["input_ids"])
+            n = len(tok(prompt, add_special_tokens=False)["input_ids"])
+            ids = tok(prompt + call, add_special_tokens=False)["input_ids"]
+            seqs.append((ids, [-100] * n + ids[n:]))
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.train()
-    for _ in range(40):
-        for ids in seqs:
-            x = torch.tensor([ids])
-            loss = model(input_ids=x, labels=x).loss
+    for _ in range(60):
+        for ids, labels in seqs:
+            loss = model(input_ids=torch.tensor([ids]), labels=torch.tensor([labels])).loss
             loss.backward()
             opt.step()
             opt.zero_grad()

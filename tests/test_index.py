@@ -226,3 +226,20 @@ def test_paginate_prefers_boundaries():
     assert paginate("abc", 10) == ["abc"]
     with pytest.raises(ValueError):
         paginate("abc", 0)
+
+
+def test_cli_build_and_serve_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from searchgym.cli import app
+
+    world = tmp_path / "world"
+    write_jsonl(world / "corpus.jsonl", (d.to_dict() for d in DOCS))
+    runner = CliRunner()
+    served = runner.invoke(app, ["serve", str(world), "--port", "1"])
+    assert served.exit_code == 2 and f"run: searchgym index build {world} --backend bm25s" in served.output
+    built = runner.invoke(app, ["index", "build", str(world), "--backend", "tantivy"])
+    assert built.exit_code == 0, built.output
+    assert load_engine(world, "tantivy").search("Paris", 1)[0].doc_id == "city/2"
+    missing = runner.invoke(app, ["index", "build", str(tmp_path / "nowhere")])
+    assert missing.exit_code != 0 and "corpus.jsonl" in missing.output

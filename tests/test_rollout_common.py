@@ -16,23 +16,23 @@ from searchgym.world.types import Document
 DOCS = [
     Document(
         "city/1",
-        "https://w.sg/Zorvan",
+        "corpus://city/1",
         "Zorvan",
         "Zorvan is a city in Keldor. It was founded by Mira Tel.",
         "city/1",
     ),
     Document(
-        "person/1", "https://w.sg/Mira_Tel", "Mira Tel", "Mira Tel is an architect born in Ostra.", "person/1"
+        "person/1", "corpus://person/1", "Mira Tel", "Mira Tel is an architect born in Ostra.", "person/1"
     ),
-    Document("city/2", "https://w.sg/Ostra", "Ostra", "Ostra is a port city in Veland.", "city/2"),
+    Document("city/2", "corpus://city/2", "Ostra", "Ostra is a port city in Veland.", "city/2"),
     Document(
         "country/1",
-        "https://w.sg/Keldor",
+        "corpus://country/1",
         "Keldor",
         "Keldor is a country. Its capital is Zorvan.",
         "country/1",
     ),
-    Document("country/2", "https://w.sg/Veland", "Veland", "Veland is a country on the coast.", "country/2"),
+    Document("country/2", "corpus://country/2", "Veland", "Veland is a country on the coast.", "country/2"),
 ]
 
 
@@ -42,9 +42,9 @@ def make_task(i: int, question: str, answer: str, url: str) -> Task:
 
 
 TASKS = [
-    make_task(0, "Who founded Zorvan?", "Mira Tel", "https://w.sg/Zorvan"),
-    make_task(1, "Where was Mira Tel born?", "Ostra", "https://w.sg/Mira_Tel"),
-    make_task(2, "What is the capital of Keldor?", "Zorvan", "https://w.sg/Keldor"),
+    make_task(0, "Who founded Zorvan?", "Mira Tel", "corpus://city/1"),
+    make_task(1, "Where was Mira Tel born?", "Ostra", "corpus://person/1"),
+    make_task(2, "What is the capital of Keldor?", "Zorvan", "corpus://country/1"),
 ]
 
 

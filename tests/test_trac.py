@@ -247,3 +247,12 @@ def test_load_pass_rates(tmp_path):
         trac.load_pass_rates(tmp_path / "bad.json")
     with pytest.raises(FileNotFoundError, match="pass rates"):
         trac.load_pass_rates(tmp_path / "missing.json")
+
+
+def test_config_refuses_out_of_range_values():
+    from searchgym.config import ConfigError
+
+    with pytest.raises(ConfigError, match="clip=0.0"):
+        TRACConfig(clip=0.0)
+    with pytest.raises(ConfigError, match="wd_init=2"):
+        TRACConfig().override(["wd_init=2"])

@@ -178,3 +178,17 @@ def test_teacher_with_another_tokenizer_is_refused(tok, tmp_path):
             processing_class=tok,
             teacher=teacher,
         )
+
+
+def test_unknown_estimator_is_refused_before_training(tok, tmp_path):
+    with pytest.raises(ValueError, match="registered"):
+        TRACGRPOTrainer(
+            model=tiny_llama(tok, TinyModelConfig(**SMALL)),
+            reward_funcs=odd_length,
+            args=GRPOConfig(
+                str(tmp_path), per_device_train_batch_size=4, num_generations=4, report_to=[], use_cpu=True
+            ),
+            train_dataset=Dataset.from_dict({"prompt": ["a"] * 4}),
+            processing_class=tok,
+            trac_config=TRACConfig(estimator="ppo"),
+        )

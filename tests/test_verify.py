@@ -71,6 +71,24 @@ def test_removed_fact_sentence_fails_grounding(world, engine):
     assert all(not e.verified and "grounded" in e.failures for e in marked if e.id in removed)
 
 
+def test_rewritten_worlds_accept_the_name_in_the_article(world, engine):
+    edge = next(
+        e for e in world.edges if world.entities[world.other_end(e)].name in world.facts[e.id].sentence
+    )
+    fact = world.facts[edge.id]
+    other = world.entities[world.other_end(edge)].name
+    docs = [
+        dataclasses.replace(d, text=d.text.replace(fact.sentence, f"Paraphrased: {other}."))
+        if d.id == fact.doc
+        else d
+        for d in world.documents
+    ]
+    strict = verify_world(_variant(world, documents=docs), engine, progress=False)
+    assert "grounded" in strict.edge_failures[edge.id]
+    lenient = verify_world(_variant(world, documents=docs), engine, progress=False, rewritten=True)
+    assert "grounded" not in lenient.edge_failures[edge.id]
+
+
 def test_missing_article_fails_retrieval(world):
     edge = world.edges[0]
     holder_doc = world.doc_of(world.holder(edge)).id

@@ -21,7 +21,7 @@ from typing import Literal
 
 import torch
 
-from searchgym.config import YamlConfig
+from searchgym.config import ConfigError, YamlConfig
 
 
 @dataclasses.dataclass
@@ -48,6 +48,22 @@ class TRACConfig(YamlConfig):
     wc_variant: Literal["entropy", "exp", "max_prob"] = "entropy"
     wc_tau: float = 1.0  # temperature of the "exp" variant
     clamp_eta: float | None = None  # sign-preserving clamp of the teacher term to +-eta*|A_i|; None = off
+
+    def __post_init__(self) -> None:
+        positive = {"clip": self.clip, "wc_tau": self.wc_tau, "wd_window": self.wd_window}
+        bad = [f"{k}={v}" for k, v in positive.items() if not v > 0]
+        bad += [
+            f"{k}={v}"
+            for k, v in {"wd_init": self.wd_init, "wp_unknown": self.wp_unknown}.items()
+            if not 0 <= v <= 1
+        ]
+        if self.clamp_eta is not None and self.clamp_eta < 0:
+            bad.append(f"clamp_eta={self.clamp_eta}")
+        if bad:
+            raise ConfigError(
+                f"TRACConfig: {', '.join(bad)} out of range (clip, wc_tau, wd_window > 0; wd_init, wp_unknown in "
+                "[0, 1]; clamp_eta >= 0 or null)"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,10 +1,10 @@
-"""BM25 over a precomputed score matrix built by the `bm25s` library, queried with a lean numpy path.
+"""BM25 over the score matrix built by the `bm25s` library, queried with a lean numpy path.
 
 bm25s computes every (term, document) BM25 weight at index time and stores them as a CSC matrix
-(`data`, `indices`, `indptr`). A query is then a sum of a few posting lists. We keep bm25s's index math but
-replace its per-query machinery (tokeniser objects, weight masks, full-corpus sort) with: cached stemming,
-a dict lookup per word, one `scores[postings] += weights` per term, and `argpartition` over the touched
-documents only. The arrays are saved as .npy and memory-mapped, so loading is O(1) in corpus size.
+(`data`, `indices`, `indptr`); a query is then a sum of a few posting lists. We keep bm25s's index math but
+replace its per-query machinery (tokeniser objects, weight masks, a sort over the whole corpus) with cached
+stemming, a dict lookup per word and an exact top-k that rarely touches whole posting lists (`_top_k`).
+The index also stores each list's weight order (`impact`). Arrays are .npy files: loading never re-tokenises.
 """
 
 from __future__ import annotations
@@ -55,10 +55,11 @@ class Bm25sEngine(SearchEngine):
         config = config or Bm25sConfig()
         tok = Tokenizer()
         vocab: dict[str, int] = {}
-        corpus_ids = []
-        for d in docs:
-            words = tok.tokenize(d.title) * config.title_weight + tok.tokenize(d.text)
-            corpus_ids.append([vocab.setdefault(w, len(vocab)) for w in words])
+        seen: dict[str, int] = {}
+        corpus_ids = [
+            tok.term_ids(d.title, vocab, seen) * config.title_weight + tok.term_ids(d.text, vocab, seen)
+            for d in docs
+        ]
         if not vocab:
             vocab[""] = 0  # bm25s needs at least one column; the empty term never matches a query
         model = bm25s.BM25(k1=config.k1, b=config.b, method="lucene")
@@ -188,7 +189,10 @@ def _orders(data, indices, indptr) -> tuple[np.ndarray, np.ndarray, np.ndarray, 
     data, indices, indptr = (np.asarray(a) for a in (data, indices, indptr))
     indptr = indptr.astype(np.int64)
     column = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
-    by_doc = np.lexsort((indices, column))
-    data, indices = data[by_doc].astype(np.float32), indices[by_doc].astype(np.int32)
-    impact = np.lexsort((np.arange(len(data)), -data, column)).astype(_position_dtype(len(data)))
+    unsorted = (np.diff(indices) <= 0) & (np.diff(column) == 0)
+    if unsorted.any():  # bm25s emits lists in document order already; sort only if that ever changes
+        by_doc = np.lexsort((indices, column))
+        data, indices = data[by_doc], indices[by_doc]
+    data, indices = data.astype(np.float32), indices.astype(np.int32)
+    impact = np.lexsort((-data, column)).astype(_position_dtype(len(data)))  # stable: ties in document order
     return data, indices, indptr, impact

@@ -21,7 +21,8 @@ def build(
     try:
         build_index(world, backend, overwrite=overwrite)
     except (FileNotFoundError, ValueError) as e:
-        raise typer.BadParameter(str(e)) from e
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from e
 
 
 def serve(

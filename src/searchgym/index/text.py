@@ -44,6 +44,19 @@ class Tokenizer:
     def tokenize(self, text: str) -> list[str]:
         return [self.stem(w) for w in self.words(text)]
 
+    def term_ids(self, text: str, vocab: dict[str, int], seen: dict[str, int]) -> list[int]:
+        """`tokenize` mapped to ids, growing `vocab` (term -> id). `seen` caches raw word -> id (-1: dropped),
+        so indexing a corpus costs one dict lookup per word."""
+        out = []
+        for w in WORD.findall(text.lower()):
+            i = seen.get(w)
+            if i is None:
+                dropped = w in self._stopwords or len(w) > MAX_TOKEN_CHARS
+                i = seen[w] = -1 if dropped else vocab.setdefault(self.stem(w), len(vocab))
+            if i >= 0:
+                out.append(i)
+        return out
+
 
 class FuzzyVocab:
     """Maps an out-of-vocabulary term to the vocabulary terms within one edit (insertion, deletion,
@@ -57,6 +70,7 @@ class FuzzyVocab:
     def __init__(self, vocab: dict[str, int], min_chars: int = 4):
         self.vocab, self.min_chars = vocab, min_chars
         self._alphabet: str | None = None
+        self._cache: dict[str, list[int]] = {}  # per word, like the stem cache (agents repeat their typos)
 
     def _edits(self, term: str) -> set[str]:
         if self._alphabet is None:
@@ -73,5 +87,9 @@ class FuzzyVocab:
         """Vocabulary ids within one edit of `term`, ascending (deterministic)."""
         if len(term) < self.min_chars:
             return []
-        vocab = self.vocab
-        return sorted(vocab[e] for e in self._edits(term) if e in vocab)
+        found = self._cache.get(term)
+        if found is None:
+            found = sorted(self.vocab[e] for e in self._edits(term) if e in self.vocab)
+            if len(self._cache) < 100_000:
+                self._cache[term] = found
+        return found

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 
-from searchgym.advantage.estimators import TRACBatch, compute_advantages
+from searchgym.advantage.estimators import ESTIMATORS, TRACBatch, compute_advantages
 from searchgym.advantage.teacher import TeacherScorer, check_same_tokenizer
 from searchgym.advantage.trac import TRACConfig, WDState, pass_rate_tensor
 
@@ -39,6 +39,10 @@ class TRACGRPOTrainer(GRPOTrainer):
         **kwargs: Any,
     ):
         self.trac_config = trac_config or TRACConfig()
+        if self.trac_config.estimator not in ESTIMATORS:
+            raise ValueError(
+                f"unknown estimator {self.trac_config.estimator!r}; registered: {sorted(ESTIMATORS)}"
+            )
         if self.trac_config.estimator != "grpo" and teacher is None:
             raise ValueError(
                 f"estimator {self.trac_config.estimator!r} needs a teacher; pass teacher=HFTeacher(...)"

@@ -94,11 +94,11 @@ def _query_phrase(relation: Any, edge_id: int) -> str:
 def verify_world(
     world: Any, engine: SearchEngine, top_k: int = 5, progress: bool = True, rewritten: bool | None = None
 ) -> VerificationReport:
-    """Check every edge of `world` (see the module docstring). `rewritten=None` reads the world's flag."""
+    """Check every edge of `world` (see the module docstring). `rewritten=None` reads the world's manifest."""
     from rich.progress import Progress
 
-    if rewritten is None:
-        rewritten = bool(getattr(world, "rewritten", False))
+    if rewritten is None:  # a world whose articles went through the LLM rewrite records it in its manifest
+        rewritten = bool((getattr(world, "manifest", None) or {}).get("rewrite"))
     edges = list(world.edges)
     failures: dict[int, list[str]] = {e.id: [] for e in edges}
     holders = {e.id: _id(world.holder(e)) for e in edges}
