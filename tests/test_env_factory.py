@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 import trl
+
 from searchgym.trainer.env_factory import ENDED, SearchGymEnv, environment_factory, trl_dataset
 
 QWEN25 = Path(trl.__file__).parent / "chat_templates" / "qwen2_5.jinja"
@@ -107,7 +107,7 @@ def test_grpo_step_with_trl_tool_loop(world, tmp_path):
             n = len(tok(prompt, add_special_tokens=False)["input_ids"])
             ids = tok(prompt + call, add_special_tokens=False)["input_ids"]
             seqs.append((ids, [-100] * n + ids[n:]))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
     for _ in range(60):
         for ids, labels in seqs:

@@ -54,7 +54,7 @@ def test_eval_on_an_external_qa_set_scores_the_trained_agent(agent_dir, tmp_path
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     w = tmp_path_factory.mktemp("w") / "world"
-    invoke("world", "build", str(w), "--entities", "150", "--seed", "3", "--no-verify")
+    invoke("world", "build", str(w), "--entities", "300", "--seed", "1")
     invoke("index", "build", str(w))
     invoke("tasks", "build", str(w), "--name", "small")
     return w

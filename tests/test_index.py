@@ -109,11 +109,11 @@ def test_access(engine):
     assert engine.access("") is None
 
 
-def _dense_top(engine, ids, k):
+def _dense_top(engine, terms, k):
     scores = np.zeros(len(engine.store), dtype=np.float64)
-    for t in ids:
+    for t, w in terms.items():
         docs, weights = engine._posting(t)
-        scores[docs] += weights
+        scores[docs] += weights * w
     order = np.lexsort((np.arange(len(scores)), -scores))
     return [(int(i), round(float(scores[i]), 4)) for i in order[:k] if scores[i] > 0]
 
@@ -136,7 +136,7 @@ def test_pruned_top_k_is_exact(monkeypatch, depth, dense):
         query = " ".join(rng.choices(words, weights, k=rng.randint(1, 6)))
         k = rng.choice([1, 3, 5, 10])
         got = [(int(engine.store.index_of_url[h.url]), round(h.score, 4)) for h in engine.search(query, k)]
-        want = _dense_top(engine, engine.term_ids(query), k)
+        want = _dense_top(engine, engine.query_terms(query), k)
         assert [s for _, s in got] == pytest.approx([s for _, s in want], abs=1e-3), query
         assert len(got) == len(want)
 
@@ -243,3 +243,15 @@ def test_cli_build_and_serve_errors(tmp_path):
     assert load_engine(world, "tantivy").search("Paris", 1)[0].doc_id == "city/2"
     missing = runner.invoke(app, ["index", "build", str(tmp_path / "nowhere")])
     assert missing.exit_code != 0 and "corpus.jsonl" in missing.output
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_typo_matches_rank_below_exact_matches(backend):
+    """An unknown query word must not pull in a rare near-namesake above the article the exact words name."""
+    docs = [
+        *DOCS,
+        Document("person/9", "https://w/Fother_Gesstea", "Fother Gesstea", "Fother Gesstea paints."),
+    ]
+    engine = engine_from_documents(docs, backend)
+    assert engine.search("Marie Curie father", 1)[0].doc_id == "person/3"
+    assert engine.search("Fother Gesstea", 1)[0].doc_id == "person/9"

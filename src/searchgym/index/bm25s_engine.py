@@ -33,6 +33,9 @@ class Bm25sConfig(YamlConfig):
     title_weight: int = 2  # title words are counted this many times: an entity's own article wins its name
     fuzzy: bool = True  # out-of-vocabulary query words match vocabulary words within one edit
     fuzzy_min_chars: int = 4  # shorter words are never corrected
+    fuzzy_weight: float = (
+        0.25  # a typo match counts this much of an exact match (Meilisearch ranks exact first)
+    )
 
 
 @register_engine("bm25s")
@@ -90,29 +93,32 @@ class Bm25sEngine(SearchEngine):
         return cls(DocStore.load(directory), vocab, *arrays, config)
 
     # ---- querying -------------------------------------------------------------------------------------
-    def term_ids(self, query: str) -> list[int]:
-        ids = []
+    def query_terms(self, query: str) -> dict[int, float]:
+        """Term id -> weight: 1 per occurrence of a known word, `fuzzy_weight` for each one-edit neighbour of
+        an unknown word (so a typo match never outranks an exact one on a rare word)."""
+        terms: dict[int, float] = {}
         for word in self.tokenizer.words(query):
             stem = self.tokenizer.stem(word)
             i = self.vocab.get(stem)
             if i is not None:
-                ids.append(i)
+                terms[i] = terms.get(i, 0.0) + 1.0
             elif self.fuzzy is not None:
-                ids.extend(sorted(set(self.fuzzy.candidates(word)) | set(self.fuzzy.candidates(stem))))
-        return ids
+                for j in set(self.fuzzy.candidates(word)) | set(self.fuzzy.candidates(stem)):
+                    terms[j] = terms.get(j, 0.0) + self.config.fuzzy_weight
+        return terms
 
     def search(self, query: str, k: int = 5) -> list[SearchHit]:
-        ids = self.term_ids(query)
-        if not ids or k < 1:
+        terms = self.query_terms(query)
+        if not terms or k < 1:
             return []
-        docs, scores = self._top_k(ids, k)
+        docs, scores = self._top_k(terms, k)
         return [self.store.hit(int(d), float(s)) for d, s in zip(docs, scores, strict=True)]
 
     def _posting(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         s, e = self.indptr[t], self.indptr[t + 1]
         return self.indices[s:e], self.data[s:e]
 
-    def _top_k(self, ids: list[int], k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _top_k(self, query_terms: dict[int, float], k: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact BM25 top-k without scoring every posting list in full.
 
         1. Threshold pass: candidates are the first FIRST_DEPTH documents of each posting list in weight
@@ -124,7 +130,8 @@ class Bm25sEngine(SearchEngine):
         3. If those lists are still long, accumulate them densely over the corpus.
         Ties break by document order, so results are deterministic.
         """
-        terms, counts = np.unique(np.asarray(ids, dtype=np.int64), return_counts=True)
+        terms = np.fromiter(query_terms, dtype=np.int64, count=len(query_terms))
+        counts = np.fromiter(query_terms.values(), dtype=np.float32, count=len(query_terms))
         starts, lengths = self.indptr[terms], self.indptr[terms + 1] - self.indptr[terms]
         postings = [self._posting(int(t)) for t in terms]
         take = np.minimum(lengths, max(k, FIRST_DEPTH))

@@ -177,6 +177,10 @@ def build_run(cfg: TrainConfig, resume: bool = False, callbacks: list | None = N
         callbacks=[CurriculumCallback(tracker), MetricsJsonl(out / METRICS_FILE), *(callbacks or [])],
     )
     trainer = _make_trainer(cfg, common)
+    if cfg.grpo.extra.get("disable_tqdm"):  # the caller shows progress; no per-step log dicts on stdout
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     return Run(trainer, rollout_func, tracker, resume_from, out)
 
 

@@ -101,7 +101,7 @@ def run_sft(
     """Train a tiny model (or continue `init_model`) on the transcripts; save model + tokenizer to `out_dir`."""
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
     from trl import SFTConfig, SFTTrainer
 
     from searchgym.models.tiny import TinyModelConfig, tiny_llama
@@ -146,6 +146,8 @@ def run_sft(
         trainer = SFTTrainer(
             model=model, args=args, train_dataset=data, processing_class=tokenizer, callbacks=callbacks
         )
+        if callbacks is not None:  # the caller shows progress; no per-step log dicts on stdout
+            trainer.remove_callback(PrinterCallback)
         result = trainer.train()
         model.eval()
         model.save_pretrained(tmp)
