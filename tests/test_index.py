@@ -250,8 +250,19 @@ def test_typo_matches_rank_below_exact_matches(backend):
     """An unknown query word must not pull in a rare near-namesake above the article the exact words name."""
     docs = [
         *DOCS,
-        Document("person/9", "https://w/Fother_Gesstea", "Fother Gesstea", "Fother Gesstea paints."),
+        Document("person/9", "https://w/Fother_Gesstea", "Fother Gesstea", "Fother Gesstea painted Marie."),
     ]
     engine = engine_from_documents(docs, backend)
     assert engine.search("Marie Curie father", 1)[0].doc_id == "person/3"
     assert engine.search("Fother Gesstea", 1)[0].doc_id == "person/9"
+
+
+def test_bm25s_index_files_are_deterministic(tmp_path):
+    """Same corpus, same bytes (index.json also records the corpus file's mtime, so it is left out)."""
+    outputs = []
+    for run in range(2):
+        world = tmp_path / f"w{run}"
+        write_jsonl(world / "corpus.jsonl", (d.to_dict() for d in DOCS))
+        path = build_index(world, "bm25s", progress=False)
+        outputs.append({p.name: p.read_bytes() for p in sorted(path.iterdir()) if p.name != "index.json"})
+    assert outputs[0] == outputs[1] and "impact.npy" in outputs[0]

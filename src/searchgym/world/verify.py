@@ -11,14 +11,16 @@ For edge (u, r, v) with holder h (the side whose article states it) and other en
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from searchgym.index.base import SearchEngine
-from searchgym.world.types import Edge
+from searchgym.world.types import Document, Edge
+
+if TYPE_CHECKING:
+    from searchgym.world.schema import RelationSpec
+    from searchgym.world.store import World
 
 CHECKS = ("grounded", "retrievable", "contradicted")
 BATCH = 1024  # queries per batch_search call
@@ -59,50 +61,34 @@ class VerificationReport:
         return {"total": n, "verified": sum(1 for f in self.edge_failures.values() if not f)}
 
 
-def _id(x: Any) -> str:
-    return x if isinstance(x, str) else x.id
+def _recorded_conflicts(world: World) -> set[int]:
+    return {int(r["edge"]) for r in world.noise if r.get("kind") == "conflict" and r.get("edge") is not None}
 
 
-def _entity_name(world: Any, x: Any) -> str:
-    return world.entities[x].name if isinstance(x, str) else x.name
-
-
-def _recorded_conflicts(world: Any) -> set[int]:
-    rows = getattr(world, "noise", None)
-    if rows is None:
-        path = Path(getattr(world, "path", "") or "") / "noise.jsonl"
-        rows = (
-            [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-            if path.is_file()
-            else []
-        )
-    return {int(r["edge"]) for r in rows if r.get("kind") == "conflict" and r.get("edge") is not None}
-
-
-def _article(world: Any, entity_id: str) -> Any:
+def _article(world: World, entity_id: str) -> Document | None:
     try:
         return world.doc_of(entity_id)
     except KeyError:
         return None
 
 
-def _query_phrase(relation: Any, edge_id: int) -> str:
+def _query_phrase(relation: RelationSpec, edge_id: int) -> str:
     phrases = list(getattr(relation, "query", ()) or ())
     return phrases[edge_id % len(phrases)] if phrases else relation.name.replace("_", " ")
 
 
 def verify_world(
-    world: Any, engine: SearchEngine, top_k: int = 5, progress: bool = True, rewritten: bool | None = None
+    world: World, engine: SearchEngine, top_k: int = 5, progress: bool = True, rewritten: bool | None = None
 ) -> VerificationReport:
     """Check every edge of `world` (see the module docstring). `rewritten=None` reads the world's manifest."""
     from rich.progress import Progress
 
     if rewritten is None:  # a world whose articles went through the LLM rewrite records it in its manifest
-        rewritten = bool((getattr(world, "manifest", None) or {}).get("rewrite"))
+        rewritten = bool(world.manifest.get("rewrite"))
     edges = list(world.edges)
     failures: dict[int, list[str]] = {e.id: [] for e in edges}
-    holders = {e.id: _id(world.holder(e)) for e in edges}
-    others = {e.id: _id(world.other_end(e)) for e in edges}
+    holders = {e.id: world.holder(e) for e in edges}
+    others = {e.id: world.other_end(e) for e in edges}
 
     # uncontradicted: recorded conflicts, or one holder stating the same relation with two different other ends
     contradicted = _recorded_conflicts(world)
@@ -115,7 +101,7 @@ def verify_world(
     queries, holder_docs = [], []
     for e in edges:
         holder_doc = _article(world, holders[e.id])
-        other_name = _entity_name(world, others[e.id])
+        other_name = world.entities[others[e.id]].name
         fact = world.facts.get(e.id)
         if rewritten:
             grounded = holder_doc is not None and other_name in holder_doc.text
@@ -128,7 +114,7 @@ def verify_world(
             )
         if not grounded:
             failures[e.id].append("grounded")
-        queries.append(f"{_entity_name(world, holders[e.id])} {_query_phrase(relations[e.relation], e.id)}")
+        queries.append(f"{world.entities[holders[e.id]].name} {_query_phrase(relations[e.relation], e.id)}")
         holder_docs.append(holder_doc.id if holder_doc is not None else None)
 
     with Progress(disable=not progress, transient=True) as bar:
