@@ -58,9 +58,9 @@ def memorise(texts: list[str], steps: int):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--tasks", type=int, default=16)
+    ap.add_argument("--tasks", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--train-steps", type=int, default=60)
+    ap.add_argument("--train-steps", type=int, default=40)
     ap.add_argument("--out", default="bench/results/bench_rollout.json")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -75,7 +75,7 @@ def main() -> None:
             )
             if t.hops == 1
         ][: args.tasks]
-        cfg = EnvConfig(max_turns=4)
+        cfg = EnvConfig(max_turns=4, topk=3, doc_chars=120)
         model, tok = memorise([transcript(engine, cfg, t) for t in tasks], args.train_steps)
         gen = HFGenerator(model, tok)
         rcfg = RolloutConfig(max_new_tokens=48, temperature=1.0)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from test_rollout_common import DOCS, TASKS
 
 from searchgym.env.env import EnvConfig, SearchEnv
 from searchgym.index.build import engine_from_documents
 from searchgym.models.load import load_model_and_tokenizer
 from searchgym.rollout.hf import HFGenerator
 from searchgym.rollout.rollout import RolloutConfig, rollout
+from test_rollout_common import DOCS, TASKS
 
 
 @pytest.mark.slow
@@ -17,7 +17,9 @@ def test_smollm2_runs_json_tool_call_episodes_with_its_chat_template():
     model, tok = load_model_and_tokenizer("smollm2")
     engine = engine_from_documents(DOCS)
     factory = lambda: SearchEnv(engine, EnvConfig(protocol="json", max_turns=2, max_invalid_turns=0))  # noqa: E731
-    trajs = rollout(TASKS[:2], factory, HFGenerator(model, tok), tok, RolloutConfig(max_new_tokens=48, temperature=0))
+    trajs = rollout(
+        TASKS[:2], factory, HFGenerator(model, tok), tok, RolloutConfig(max_new_tokens=48, temperature=0)
+    )
     for task, tr in zip(TASKS, trajs, strict=True):
         env = factory()
         env.reset(task)

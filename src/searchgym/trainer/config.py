@@ -119,9 +119,15 @@ def env_config(cfg: TrainConfig) -> Any:
 
 
 def rollout_config(cfg: TrainConfig) -> Any:
+    """The rollout samples at TRL's temperature / top_p: TRL recomputes log-probs at `grpo.temperature`, so a
+    different sampling temperature would silently bias the importance ratio."""
     from searchgym.rollout.rollout import RolloutConfig
 
-    return RolloutConfig.from_dict(cfg.rollout, where="rollout")
+    for key in ("temperature", "top_p"):
+        if key in cfg.rollout and cfg.rollout[key] != getattr(cfg.grpo, key):
+            raise ConfigError(f"rollout.{key}={cfg.rollout[key]} differs from grpo.{key}; set grpo.{key} only")
+    sampling = {"temperature": cfg.grpo.temperature, "top_p": cfg.grpo.top_p}
+    return RolloutConfig.from_dict({**cfg.rollout, **sampling}, where="rollout")
 
 
 def trac_config(cfg: TrainConfig) -> Any:
