@@ -57,3 +57,11 @@ def test_overrides_and_errors():
         bad.validate()
     with pytest.raises(ConfigError, match="equal_groups"):
         cfg.override(["equal_groups=maybe"]).validate()
+
+
+def test_rollout_samples_at_trl_temperature():
+    cfg = TrainConfig.from_yaml(resolve_preset("cpu-tiny")).override(["grpo.temperature=0.6"])
+    assert rollout_config(cfg).temperature == 0.6
+    bad = TrainConfig.from_dict({**cfg.to_dict(), "rollout": {"temperature": 0.9}})
+    with pytest.raises(ConfigError, match="grpo.temperature"):
+        rollout_config(bad)

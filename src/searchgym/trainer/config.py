@@ -84,7 +84,7 @@ class TrainConfig(YamlConfig):
     lora: LoraConfig = field(default_factory=LoraConfig)
     grpo: GRPOSection = field(default_factory=GRPOSection)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)  # stages, replay, promotion
-    success_reward: float = 0.5  # a rollout with reward >= this counts as a success (curriculum, logs)
+    success_reward: float = 0.5  # answer score (before shaping and format gate) that counts as a success
     equal_groups: str = "drop"  # groups with all-equal rewards: "drop" (out of the loss) or "count" [ours]
     estimator: str = "grpo"  # advantage estimator by name: grpo | trac | uncalibrated | reward_mix | distill
     env: dict[str, Any] = field(default_factory=dict)  # searchgym.env EnvConfig fields

@@ -69,7 +69,9 @@ class SearchRolloutFunc:
             model.train(was_training)
         out = to_trl(trajs)
         rewards = [float(t.reward) for t in trajs]
-        success = [r >= self.success_reward for r in rewards]
+        # success = the unshaped outcome score (F1/EM of the answer), so shaping terms never count as success
+        outcomes = [float(t.info.get("episode", {}).get("outcome", t.reward)) for t in trajs]
+        success = [o >= self.success_reward for o in outcomes]
         self.tracker.record(_gather_bools(acc, success))
         groups = [list(range(i, i + g)) for i in range(0, len(tasks), g)]
         equal = {i for grp in groups if len({rewards[j] for j in grp}) == 1 for i in grp}
