@@ -139,7 +139,6 @@ class YamlConfig:
                 if not isinstance(node.get(part), dict):
                     raise ConfigError(f"override {item!r}: {part!r} is not a section")
                 node = node[part]
-            if parts[-1] not in node:
-                raise ConfigError(f"override {item!r}: unknown key {parts[-1]!r}; valid: {sorted(node)}")
+            # unknown keys are caught by from_dict below (dataclass sections); free-form dict sections accept them
             node[parts[-1]] = yaml.safe_load(raw)
         return type(self).from_dict(data)

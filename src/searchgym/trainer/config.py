@@ -125,7 +125,9 @@ def rollout_config(cfg: TrainConfig) -> Any:
 
     for key in ("temperature", "top_p"):
         if key in cfg.rollout and cfg.rollout[key] != getattr(cfg.grpo, key):
-            raise ConfigError(f"rollout.{key}={cfg.rollout[key]} differs from grpo.{key}; set grpo.{key} only")
+            raise ConfigError(
+                f"rollout.{key}={cfg.rollout[key]} differs from grpo.{key}; set grpo.{key} only"
+            )
     sampling = {"temperature": cfg.grpo.temperature, "top_p": cfg.grpo.top_p}
     return RolloutConfig.from_dict({**cfg.rollout, **sampling}, where="rollout")
 
