@@ -47,7 +47,7 @@ def memorise(texts: list[str], steps: int):
     batch = tok(texts, padding=True, return_tensors="pt")
     tok.padding_side = "left"
     labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
     for _ in range(steps):
         model(**batch, labels=labels).loss.backward()
@@ -60,7 +60,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tasks", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--train-steps", type=int, default=40)
+    ap.add_argument("--train-steps", type=int, default=80)
     ap.add_argument("--out", default="bench/results/bench_rollout.json")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

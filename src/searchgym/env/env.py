@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from searchgym.config import ConfigError, YamlConfig
-from searchgym.env.observe import render_error, render_page, render_search, wrap
+from searchgym.env.observe import SNIPPETS, render_error, render_page, render_search, wrap
 from searchgym.env.prompts import JSON_USER_PROMPT, PROMPTS
 from searchgym.env.protocol import PROTOCOLS, Action, parse_action, stop_strings
 from searchgym.env.rewards import REWARDS, format_ok
@@ -40,6 +40,8 @@ class EnvConfig(YamlConfig):
     max_turns: int = 8  # model turns per episode; ASearcher/SearchGym train 7B models with 32 [convention]
     topk: int = 5  # documents per search [convention]
     doc_chars: int = 300  # characters of each search hit shown [ours]
+    snippet: str = "lead"  # "lead": each hit's first doc_chars characters; "best": its sentence best matching
+    # the query (query-term overlap weighted by rarity in the article, like an engine's crop) [ours]
     page_chars: int = 1500  # part size when an article is opened with access [ours]
     max_query_chars: int = 512  # longer queries / URLs are invalid turns [ours]
     max_action_chars: int = 16384  # longer turns are invalid without parsing [ours]
@@ -58,6 +60,8 @@ class EnvConfig(YamlConfig):
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
             raise ConfigError(f"env.protocol: {self.protocol!r} is not one of {list(PROTOCOLS)}")
+        if self.snippet not in SNIPPETS:
+            raise ConfigError(f"env.snippet: {self.snippet!r} is not one of {list(SNIPPETS)}")
         if self.reward not in REWARDS:
             raise ConfigError(f"env.reward: {self.reward!r} is not one of {sorted(REWARDS)}")
         for name in ("max_turns", "topk", "doc_chars", "page_chars", "max_query_chars", "max_action_chars"):
@@ -162,7 +166,7 @@ class SearchEnv:
             info["hit_urls"] = [h.url for h in hits]
             info["surfaced_evidence"] = [u for u in evidence if u in info["hit_urls"]]
             self._surfaced.update(info["surfaced_evidence"])
-            content = render_search(hits, self.cfg.doc_chars)
+            content = render_search(hits, self.cfg.doc_chars, self.cfg.snippet, act.arg)
         elif act.kind == "access":
             info.update(url=act.arg, page=act.page or 1)
             content = self._access(act, evidence, info, errors)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
 
 from searchgym.index.base import SearchHit
@@ -14,12 +16,71 @@ def cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 1, 0)].rstrip() + "…"
 
 
-def render_search(hits: Sequence[SearchHit], doc_chars: int) -> str:
+SNIPPETS = ("lead", "best")
+
+_WORD = re.compile(r"\w+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
+_SUFFIXES = ("ing", "ed", "er", "es", "s")
+_STOP = frozenset(
+    "a an and are as at by for from has have in is it its of on or the to was were what which who whom whose "
+    "where when how does did do".split()
+)
+
+
+def _terms(text: str) -> set[str]:
+    """Lower-cased words without stop words, a light suffix strip (employs/employed/employer -> employ)."""
+    out = set()
+    for w in _WORD.findall(text.lower()):
+        if w in _STOP:
+            continue
+        for suf in _SUFFIXES:
+            if len(w) > len(suf) + 3 and w.endswith(suf):
+                w = w[: -len(suf)]
+                break
+        out.add(w)
+    return out
+
+
+def units(text: str) -> list[str]:
+    """The sentences and infobox lines of an article (headings dropped), in order."""
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or line == "Summary":
+            continue
+        out += [s for s in _SENTENCE_END.split(line) if s.strip()]
+    return out
+
+
+def best_snippet(text: str, query: str, limit: int) -> str:
+    """The sentence or infobox line of `text` that best matches `query`, cut to `limit` characters.
+
+    Each unit scores the sum, over the query terms it contains, of log(1 + units / units containing the term):
+    a term found in every sentence (the article's own name) counts little, a rare one (a relation word) a lot.
+    Ties go to the earlier unit; with no query term in any unit the article's lead is shown (as "lead").
+    Deterministic and linear in the article length, like a search engine's query-dependent crop."""
+    parts = units(text)
+    q = _terms(query)
+    if not parts or not q:
+        return cut(text, limit)
+    sets = [_terms(u) & q for u in parts]
+    df = {t: sum(t in s for s in sets) for t in q}
+    weight = {t: math.log(1 + len(parts) / n) for t, n in df.items() if n}
+    scores = [sum(weight[t] for t in s) for s in sets]
+    best = max(range(len(parts)), key=lambda i: (scores[i], -i))
+    return cut(parts[best], limit) if scores[best] > 0 else cut(text, limit)
+
+
+def render_search(hits: Sequence[SearchHit], doc_chars: int, snippet: str = "lead", query: str = "") -> str:
+    """Numbered hits: link, title, and either the article's first `doc_chars` characters ("lead") or its
+    sentence that best matches the query ("best", see `best_snippet`)."""
     if not hits:
         return "No results. Try other keywords."
-    return "\n\n".join(
-        f"[Doc {i}]({h.url}) {h.title}\n{cut(h.text, doc_chars)}" for i, h in enumerate(hits, 1)
-    )
+
+    def body(h: SearchHit) -> str:
+        return best_snippet(h.text, query, doc_chars) if snippet == "best" else cut(h.text, doc_chars)
+
+    return "\n\n".join(f"[Doc {i}]({h.url}) {h.title}\n{body(h)}" for i, h in enumerate(hits, 1))
 
 
 def render_page(doc: Document, page: int, pages: Sequence[str]) -> str:

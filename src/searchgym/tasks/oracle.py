@@ -26,6 +26,7 @@ from searchgym.tasks.synth import attribute_specs, relation_specs
 from searchgym.tasks.types import Task
 
 _DOC = re.compile(r"\[Doc \d+\]\((\S+)\) ([^\n]*)")
+_SNIPPET = re.compile(r"\[Doc \d+\]\((\S+)\) [^\n]*\n(.*?)(?=\n\n\[Doc \d+\]|</information>|\Z)", re.S)
 _PAGE = re.compile(r"\[Page (\d+) of (\d+)\]")
 _NAMEISH = re.compile(r"[A-Z][\w-]*(?:\s+(?:(?:of|and|the)\s+)*[A-Z][\w-]*)*")  # runs of capitalised words
 _POSSESSIVE = re.compile(r"['’]s\b")
@@ -52,6 +53,7 @@ class Episode:
         self.article_url: dict[str, str] = {}  # entity id -> URL found for it
         self.pages: dict[str, list[str]] = {}  # URL -> texts of the parts read so far
         self.total_pages: dict[str, int] = {}
+        self.snippets: dict[str, str] = {}  # URL -> the text its latest search hit showed
 
     def act(self, think: str, tag: str, arg: str) -> str:
         if self.env.done:
@@ -68,7 +70,17 @@ class Episode:
     # -- reading
     def search(self, think: str, query: str) -> list[tuple[str, str]]:
         """(url, title) of the hits, parsed from the observation the agent sees."""
-        return _DOC.findall(self.act(think, "search", query))
+        obs = self.act(think, "search", query)
+        self.snippets.update(_SNIPPET.findall(obs))
+        return _DOC.findall(obs)
+
+    def shown(self, url: str, needles: list[str]) -> bool:
+        """Whether a search already showed one of `needles` in the hit of `url` (no need to open it). Only with
+        query-aware snippets (env.snippet "best"); with "lead" the oracle always opens the article."""
+        if self.o.env_cfg.snippet != "best":
+            return False
+        snippet = self.snippets.get(url, "")
+        return any(n in snippet for n in needles)
 
     def read_part(self, url: str, part: int, think: str) -> str | None:
         parts = self.pages.setdefault(url, [])
@@ -111,9 +123,16 @@ class Episode:
     def hop(self, holder: str, rel: str) -> str:
         spec = self.o.rel[rel]
         purpose = spec.descriptors[0].format(x=self.o.name(holder))
-        url = self.locate(holder, list(spec.query), purpose)
+        phrases = list(spec.query)
+        if self.o.env_cfg.snippet == "best" and spec.label:  # the infobox label: its line names the other end
+            phrases = [spec.label.lower(), *phrases]
+        url = self.locate(holder, phrases, purpose)
         doc = self.o.world.doc_by_url(url)
         facts = [f for f in self.o.facts_by_doc.get(doc.id, ()) if f[0] == rel and f[1] == holder]
+        for _, _, other, sentence in facts:  # the search hit itself may state the fact (env.snippet "best")
+            name = self.o.name(other)
+            if name in sentence and self.shown(url, [sentence.rstrip("."), f"{spec.label}: {name}"]):
+                return other
         for _, _, other, sentence in facts:
             if self.find_in_article(url, [sentence], f"I read the article to find {purpose}."):
                 if self.o.name(other) in sentence:
@@ -125,6 +144,10 @@ class Episode:
         spec = self.o.attrs[self.o.world.entities[eid].type][attr]
         value = self.o.world.entities[eid].attrs.get(attr)
         url = self.locate(eid, [spec.noun], f"its {spec.noun}")
+        if value is not None and self.shown(
+            url, [f"{spec.noun[:1].upper()}{spec.noun[1:]}: {spec.format(value)}"]
+        ):
+            return (spec.sort_key(value) if spec.numeric else 0.0), spec.format(value)
         if value is None or not self.find_in_article(
             url, [spec.format(value)], f"I look for the {spec.noun}."
         ):

@@ -52,6 +52,7 @@ class DemoConfig(YamlConfig):
             "max_turns": 6,
             "topk": 2,
             "doc_chars": 80,
+            "snippet": "best",  # hits show their sentence matching the query: a 1-hop fact is in the search result
             "page_chars": 800,
             "require_think": False,
             "prompt": DEMO_PROMPT,

@@ -1,0 +1,76 @@
+"""Query-aware search snippets (EnvConfig.snippet = "best")."""
+
+import pytest
+
+from searchgym.config import ConfigError
+from searchgym.env import EnvConfig, SearchEnv
+from searchgym.env.observe import best_snippet, units
+from searchgym.index.build import engine_from_documents
+from searchgym.tasks.types import EvidenceStep, Task
+from searchgym.world.types import Document
+
+URL = "https://searchgym.test/wiki/"
+ARTICLE = (
+    "Varo Kestrel is a painter born in 1901.\n\nSummary\nType: Person\nBirthplace: Quillport\n"
+    "Employer: Drailbron Group\n\n## Early life\nVaro Kestrel was born in the year 1901. "
+    "Varo Kestrel's birthplace is Quillport.\n\n## Career\nVaro Kestrel is employed by Drailbron Group."
+)
+DOCS = [
+    Document("person/1", URL + "Varo_Kestrel", "Varo Kestrel", ARTICLE),
+    Document("city/1", URL + "Quillport", "Quillport", "Quillport is a harbour city in Marrowind."),
+]
+TASK = Task(
+    id="t1",
+    question="Who employs Varo Kestrel?",
+    answer="Drailbron Group",
+    aliases=(),
+    type="chain",
+    hops=1,
+    level=1,
+    split="test",
+    evidence=(EvidenceStep("person/1", URL + "Varo_Kestrel", edge=1, relation="works_for"),),
+)
+
+
+def test_units_are_sentences_and_infobox_lines_without_headings():
+    parts = units(ARTICLE)
+    assert parts[0] == "Varo Kestrel is a painter born in 1901."
+    assert "Employer: Drailbron Group" in parts and "Summary" not in parts
+    assert not any(p.startswith("#") for p in parts)
+    assert "Varo Kestrel's birthplace is Quillport." in parts
+
+
+def test_best_snippet_picks_the_rare_query_word_not_the_name():
+    employed = "Varo Kestrel is employed by Drailbron Group."
+    assert best_snippet(ARTICLE, "Varo Kestrel employer", 80) == employed  # employer/employed share a stem
+    assert best_snippet(ARTICLE, "employer", 80) == "Employer: Drailbron Group"  # tie: the earlier unit
+    assert best_snippet(ARTICLE, "Varo Kestrel birthplace", 80) == "Varo Kestrel's birthplace is Quillport."
+    # no query word in the article (or only stop words): the lead, exactly as "lead" shows it
+    assert best_snippet(ARTICLE, "the of", 20) == best_snippet(ARTICLE, "zzz", 20) == "Varo Kestrel is a p…"
+    lead = "Varo Kestrel is a painter born in 1901."
+    assert best_snippet(ARTICLE, "Varo Kestrel", 500) == lead  # tie: the first unit
+    assert len(best_snippet(ARTICLE, "Kestrel employed", 10)) == 10
+
+
+def test_env_snippet_option_changes_only_search_observations():
+    engine = engine_from_documents(DOCS, "bm25s")
+    lead = SearchEnv(engine, EnvConfig(require_think=False, doc_chars=60))
+    best = SearchEnv(engine, EnvConfig(require_think=False, doc_chars=60, snippet="best"))
+    obs = {}
+    for name, env in (("lead", lead), ("best", best)):
+        env.reset(TASK)
+        obs[name] = env.step("<search>Varo Kestrel employer</search>")[0]
+    assert "Drailbron Group" not in obs["lead"]
+    assert (
+        f"[Doc 1]({URL}Varo_Kestrel) Varo Kestrel\nVaro Kestrel is employed by Drailbron Group."
+        in obs["best"]
+    )
+    for env in (lead, best):
+        page = env.step(f"<access>{URL}Varo_Kestrel</access>")[0]
+        assert "Varo Kestrel is employed by Drailbron Group." in page
+    assert best.step("<answer>Drailbron Group</answer>")[1] == 1.0
+
+
+def test_env_snippet_rejects_unknown_mode():
+    with pytest.raises(ConfigError, match="snippet"):
+        EnvConfig(snippet="middle")
