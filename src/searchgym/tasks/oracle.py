@@ -58,7 +58,8 @@ class Episode:
     def act(self, think: str, tag: str, arg: str) -> str:
         if self.env.done:
             raise Stuck("the episode ended (turn budget) before the oracle could answer")
-        text = f"<think>{think}</think>\n<{tag}>{arg}</{tag}>"
+        pad = " " if self.o.spaced_args else ""
+        text = f"<think>{think}</think>\n<{tag}>{pad}{arg}{pad}</{tag}>"
         obs, _, done, info = self.env.step(text)
         self.turns.append({"action": text, "observation": obs})
         if done:
@@ -256,8 +257,12 @@ class OracleResult:
 
 
 class Oracle:
-    def __init__(self, world: Any, engine: Any, env_cfg: EnvConfig | None = None):
+    def __init__(self, world: Any, engine: Any, env_cfg: EnvConfig | None = None, spaced_args: bool = False):
+        """`spaced_args`: write actions as `<search> query </search>` (the env strips the spaces). A word-level
+        tokenizer then gives a name the same token inside an action as in the question and observations
+        (" Acme"), which makes copying names much easier for a tiny model."""
         self.world, self.engine = world, engine
+        self.spaced_args = spaced_args
         self.env_cfg = env_cfg or oracle_env_config()
         self.rel = relation_specs(world.schema)
         self.attrs = attribute_specs(world.schema)

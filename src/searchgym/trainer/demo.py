@@ -250,7 +250,9 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
         stage("oracle transcripts")
         transcripts = out / "transcripts.jsonl"
         if not _done(transcripts, overwrite):
-            oracle = Oracle(World.load(world_dir), load_engine(world_dir), EnvConfig.from_dict(cfg.env))
+            oracle = Oracle(
+                World.load(world_dir), load_engine(world_dir), EnvConfig.from_dict(cfg.env), spaced_args=True
+            )
             save_transcripts(
                 transcripts, oracle.run([t for t in tasks if t.split == "train"], progress=False)
             )
