@@ -3,7 +3,14 @@ import random
 
 import pytest
 
-from searchgym.env.protocol import JSON_STOP_STRINGS, STOP_STRINGS, Action, parse_action, stop_strings
+from searchgym.env.protocol import (
+    JSON_STOP_STRINGS,
+    PROTOCOL_TAGS,
+    STOP_STRINGS,
+    Action,
+    parse_action,
+    stop_strings,
+)
 from searchgym.env.rewards import format_ok
 
 THINK = "<think>I need the birthplace.</think>\n"
@@ -149,16 +156,7 @@ def test_bad_inputs_never_raise():
 
 
 PIECES = [
-    "<think>",
-    "</think>",
-    "<search>",
-    "</search>",
-    "<access>",
-    "</access>",
-    "<answer>",
-    "</answer>",
-    "<information>",
-    "</information>",
+    *PROTOCOL_TAGS,
     "<tool_call>",
     "</tool_call>",
     "<",

@@ -4,6 +4,8 @@ and adds them here through `register(app)`; heavy imports (torch, transformers) 
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 
 import typer
 
@@ -35,7 +37,18 @@ for _stage in STAGES:
 
 
 def main() -> None:
-    app()
+    """Run the CLI; user errors (bad config, damaged world, missing index, …) print one clear line, exit 2.
+
+    Set SEARCHGYM_DEBUG=1 to see the full traceback instead.
+    """
+    if os.environ.get("SEARCHGYM_DEBUG"):
+        app()
+        return
+    try:
+        app()
+    except (ValueError, OSError, KeyError) as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

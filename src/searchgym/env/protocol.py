@@ -23,6 +23,12 @@ from dataclasses import dataclass
 
 from searchgym.env.tools import ToolCallError, extract_tool_call
 
+# every tag of the text protocol, opening and closing (tiny tokenizers make each one token)
+PROTOCOL_TAGS = tuple(
+    tag
+    for name in ("think", "search", "access", "answer", "information")
+    for tag in (f"<{name}>", f"</{name}>")
+)
 STOP_STRINGS = ["</search>", "</access>", "</answer>"]
 JSON_STOP_STRINGS = ["</tool_call>"]
 ACTIONS = ("search", "access", "answer")

@@ -12,22 +12,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from searchgym.config import ConfigError, YamlConfig
+from searchgym.env.protocol import PROTOCOL_TAGS
 
 if TYPE_CHECKING:
     from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
-PROTOCOL_TAGS = (
-    "<think>",
-    "</think>",
-    "<search>",
-    "</search>",
-    "<access>",
-    "</access>",
-    "<answer>",
-    "</answer>",
-    "<information>",
-    "</information>",
-)
 BOS, EOS, PAD = "<|bos|>", "<|eos|>", "<|pad|>"
 
 # A minimal chat template: enough for apply_chat_template (roles as headers, eos closes each message).

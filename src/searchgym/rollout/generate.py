@@ -48,6 +48,16 @@ class Generator(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 
+    @staticmethod
+    def budgets(
+        prompts: Sequence[Sequence[int]], params: SamplingParams, max_new_tokens: Sequence[int] | None
+    ) -> list[int]:
+        """The per-prompt token budget: `max_new_tokens` if given (one per prompt), else the params' default."""
+        out = list(max_new_tokens) if max_new_tokens is not None else [params.max_new_tokens] * len(prompts)
+        if len(out) != len(prompts):
+            raise ValueError(f"{len(out)} token budgets for {len(prompts)} prompts")
+        return out
+
 
 GENERATORS: dict[str, Callable[..., Generator]] = {}
 

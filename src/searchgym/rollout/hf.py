@@ -57,11 +57,7 @@ class HFGenerator(Generator):
         params: SamplingParams,
         max_new_tokens: Sequence[int] | None = None,
     ) -> list[Generation]:
-        budgets = (
-            list(max_new_tokens) if max_new_tokens is not None else [params.max_new_tokens] * len(prompts)
-        )
-        if len(budgets) != len(prompts):
-            raise ValueError(f"{len(budgets)} token budgets for {len(prompts)} prompts")
+        budgets = self.budgets(prompts, params, max_new_tokens)
         if any(len(p) == 0 for p in prompts):
             raise ValueError("empty prompt: every prompt needs at least one token")
         gen = torch.Generator(device="cpu").manual_seed(params.seed)

@@ -125,11 +125,7 @@ class OpenAIGenerator(Generator):
         params: SamplingParams,
         max_new_tokens: Sequence[int] | None = None,
     ) -> list[Generation]:
-        budgets = (
-            list(max_new_tokens) if max_new_tokens is not None else [params.max_new_tokens] * len(prompts)
-        )
-        if len(budgets) != len(prompts):
-            raise ValueError(f"{len(budgets)} token budgets for {len(prompts)} prompts")
+        budgets = self.budgets(prompts, params, max_new_tokens)
         t0 = time.perf_counter()
         # distinct, reproducible seed per prompt of the call
         futures = [

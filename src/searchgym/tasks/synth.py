@@ -381,6 +381,8 @@ class Synthesizer:
 
     def attribute_chain(self, rng: random.Random, k: int) -> Draft | None:
         """k - 1 hops, then ask for an attribute of the entity reached (the answer is a value)."""
+        if not self.starts[k - 1]:
+            return None
         start = rng.choice(self.starts[k - 1])
         hops = self.walk(rng, start, k - 1, set())
         if hops is None:
@@ -440,6 +442,8 @@ class Synthesizer:
         return Draft("obfuscated", k, form, q, hops[-1][1], steps + self.hop_steps(x, hops), values)
 
     def intersection(self, rng: random.Random, _: int) -> Draft | None:
+        if not self.starts[1]:
+            return None
         x = rng.choice(self.starts[1])
         ent = self.world.entities[x]
         opts = [(r, o, e) for r, o, e in self.gv.out[x] if r in self.clausal]
@@ -577,6 +581,11 @@ def build_tasks(world: Any, cfg: TaskConfig, progress: bool = True) -> list[Task
 def synthesize(world: Any, cfg: TaskConfig, progress: bool = True) -> tuple[list[Task], dict[str, int]]:
     """`build_tasks`, plus the shortfall per slice (label -> tasks requested but not found in the budget)."""
     cfg.validate()
+    if not any(e.verified for e in world.edges):
+        raise ValueError(
+            f"{world.path}: the world has no verified edges (built with --no-verify?); tasks use verified edges only. "
+            "Rebuild it with verification: searchgym world build OUT --overwrite"
+        )
     syn = Synthesizer(world, cfg)
     slices = list(syn.plan())
     tasks: list[Task] = []
