@@ -43,7 +43,7 @@ def test_build_with_config_and_override(tmp_path: Path):
     res = runner.invoke(app, ["world", "show", str(out), distractor["url"]])
     assert res.exit_code == 0 and "not an entity article" in res.output and distractor["title"] in res.output
     bad = runner.invoke(app, ["world", "build", str(tmp_path / "x"), "--set", "noise.nope=1"])
-    assert bad.exit_code == 1 and "unknown key 'nope'" in bad.output
+    assert bad.exit_code == 1 and "unknown key" in bad.output and "'nope'" in bad.output
 
 
 def test_info(built: Path):
