@@ -74,3 +74,31 @@ def test_env_snippet_option_changes_only_search_observations():
 def test_env_snippet_rejects_unknown_mode():
     with pytest.raises(ConfigError, match="snippet"):
         EnvConfig(snippet="middle")
+
+
+def test_oracle_reads_facts_from_best_snippets_and_stays_perfect(tmp_path):
+    """With snippet "best" the oracle searches the relation's label and answers from the hit when it states the
+    fact: every task of every type stays solved, transcripts get shorter, and spaced actions parse the same."""
+    import dataclasses
+
+    from searchgym.index.build import load_engine
+    from searchgym.tasks.oracle import Oracle, oracle_env_config
+    from searchgym.tasks.synth import TaskConfig, build_tasks
+    from searchgym.world.build import WorldConfig, build_world
+
+    world = build_world(WorldConfig(seed=4, num_entities=300), tmp_path / "w", overwrite=True, progress=False)
+    cfg = TaskConfig(seed=4, chain_per_hops=20, obfuscated=8, intersection=8, comparison=8)
+    tasks = build_tasks(world, dataclasses.replace(cfg), progress=False)
+    engine = load_engine(world.path)
+    lead = Oracle(world, engine, oracle_env_config(doc_chars=80)).run(tasks)
+    best = Oracle(world, engine, oracle_env_config(doc_chars=80, snippet="best"), spaced_args=True).run(tasks)
+    assert not lead.unsolved and not best.unsolved, best.unsolved
+    assert best.table()["all"]["success"] == 1.0
+    turns = {
+        name: sum(len(t["turns"]) for t in r.transcripts) for name, r in (("lead", lead), ("best", best))
+    }
+    assert turns["best"] < 0.85 * turns["lead"], turns
+    chains = [t for t in best.transcripts if t["type"] == "chain" and t["level"] == 1]
+    no_access = [t for t in chains if not any("<access>" in x["action"] for x in t["turns"])]
+    assert len(no_access) > len(chains) / 2  # most 1-hop facts are read straight from the search result
+    assert all(" </" in x["action"] for t in best.transcripts for x in t["turns"])  # "<search> q </search>"

@@ -1,4 +1,4 @@
-"""Every preset in configs/ builds all its config objects (TrainConfig, TRL GRPOConfig, env, rollout, TRAC,
+"""Every shipped preset builds all its config objects (TrainConfig, TRL GRPOConfig, env, rollout, TRAC,
 curriculum, LoRA) without loading any weights."""
 
 from __future__ import annotations

@@ -15,7 +15,9 @@ def register(app: typer.Typer) -> None:
 
 
 def train(
-    config: str = typer.Option(..., "--config", "-c", help="YAML file or preset name (configs/<name>.yaml)"),
+    config: str = typer.Option(
+        ..., "--config", "-c", help="YAML file or preset name (cpu-tiny, qwen2.5-3b-grpo, qwen2.5-7b-trac)"
+    ),
     overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. grpo.max_steps=20"),
     resume: bool = typer.Option(False, "--resume", help="continue from the last complete checkpoint"),
 ) -> None:

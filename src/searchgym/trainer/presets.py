@@ -1,4 +1,5 @@
-"""Training presets: YAML files in `configs/`, addressed by name (`--config cpu-tiny`) or by path."""
+"""Training presets: YAML files shipped in `searchgym/trainer/presets_yaml/`, addressed by name
+(`--config cpu-tiny`) or by path (copy one to start your own)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 from searchgym.config import ConfigError
 
-CONFIGS_DIR = Path(__file__).resolve().parents[3] / "configs"
+CONFIGS_DIR = Path(__file__).resolve().parent / "presets_yaml"
 
 
 def preset_names() -> list[str]:
@@ -14,7 +15,7 @@ def preset_names() -> list[str]:
 
 
 def resolve_preset(name_or_path: str) -> Path:
-    """A path to an existing YAML file, or the preset `configs/<name>.yaml`."""
+    """A path to an existing YAML file, or the shipped preset `<name>.yaml`."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") and p.exists():
         return p
