@@ -100,8 +100,13 @@ def test_teacher_failure_falls_back_to_grpo(tok, tmp_path):
     assert torch.allclose(trainer.last_trac["advantages"][:, 0], trl, atol=1e-6)
 
 
-def test_estimator_without_teacher_is_refused(tok, tmp_path):
-    with pytest.raises(ValueError, match="needs a teacher"):
+@pytest.mark.parametrize(
+    ("estimator", "message"),
+    [("trac", "needs a teacher"), ("ppo", "registered")],
+    ids=["no-teacher", "unknown"],
+)
+def test_bad_estimator_setup_is_refused_before_training(tok, tmp_path, estimator, message):
+    with pytest.raises(ValueError, match=message):
         TRACGRPOTrainer(
             model=tiny_llama(tok, TinyModelConfig(**SMALL)),
             reward_funcs=odd_length,
@@ -110,7 +115,7 @@ def test_estimator_without_teacher_is_refused(tok, tmp_path):
             ),
             train_dataset=Dataset.from_dict({"prompt": ["a"] * 4}),
             processing_class=tok,
-            trac_config=TRACConfig(estimator="trac"),
+            trac_config=TRACConfig(estimator=estimator),
         )
 
 
@@ -177,18 +182,4 @@ def test_teacher_with_another_tokenizer_is_refused(tok, tmp_path):
             train_dataset=Dataset.from_dict({"prompt": ["a"] * 4}),
             processing_class=tok,
             teacher=teacher,
-        )
-
-
-def test_unknown_estimator_is_refused_before_training(tok, tmp_path):
-    with pytest.raises(ValueError, match="registered"):
-        TRACGRPOTrainer(
-            model=tiny_llama(tok, TinyModelConfig(**SMALL)),
-            reward_funcs=odd_length,
-            args=GRPOConfig(
-                str(tmp_path), per_device_train_batch_size=4, num_generations=4, report_to=[], use_cpu=True
-            ),
-            train_dataset=Dataset.from_dict({"prompt": ["a"] * 4}),
-            processing_class=tok,
-            trac_config=TRACConfig(estimator="ppo"),
         )
