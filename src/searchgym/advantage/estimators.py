@@ -18,6 +18,7 @@ import torch
 
 from searchgym.advantage import trac
 from searchgym.advantage.trac import TRACConfig, WDState
+from searchgym.registry import registrar
 
 
 @dataclasses.dataclass
@@ -49,14 +50,7 @@ Estimator = Callable[[TRACBatch, TRACConfig, WDState], tuple[torch.Tensor, dict,
 ESTIMATORS: dict[str, Estimator] = {}
 
 
-def register_estimator(name: str) -> Callable[[Estimator], Estimator]:
-    def deco(fn: Estimator) -> Estimator:
-        if name in ESTIMATORS:
-            raise ValueError(f"estimator {name!r} is already registered")
-        ESTIMATORS[name] = fn
-        return fn
-
-    return deco
+register_estimator = registrar(ESTIMATORS, "estimator")
 
 
 def compute_advantages(

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from searchgym.registry import registrar
 from searchgym.world.types import Document
 
 
@@ -91,12 +92,4 @@ class SearchEngine(ABC):
 ENGINES: dict[str, Callable[..., SearchEngine]] = {}
 
 
-def register_engine(name: str) -> Callable[[type[SearchEngine]], type[SearchEngine]]:
-    def deco(cls: type[SearchEngine]) -> type[SearchEngine]:
-        if name in ENGINES:
-            raise ValueError(f"search engine {name!r} registered twice")
-        cls.name = name
-        ENGINES[name] = cls
-        return cls
-
-    return deco
+register_engine = registrar(ENGINES, "search engine")

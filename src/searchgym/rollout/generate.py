@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from searchgym.registry import registrar
+
 FinishReason = Literal["stop", "eos", "length"]
 
 
@@ -62,15 +64,7 @@ class Generator(ABC):
 GENERATORS: dict[str, Callable[..., Generator]] = {}
 
 
-def register_generator(name: str) -> Callable[[type[Generator]], type[Generator]]:
-    def deco(cls: type[Generator]) -> type[Generator]:
-        if name in GENERATORS:
-            raise ValueError(f"generator {name!r} registered twice")
-        cls.name = name
-        GENERATORS[name] = cls
-        return cls
-
-    return deco
+register_generator = registrar(GENERATORS, "generator")
 
 
 class StopChecker:
