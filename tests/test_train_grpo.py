@@ -99,6 +99,20 @@ def make_cfg(setup, out: str, **over) -> TrainConfig:
     return cfg.override([f"{k}={v}" for k, v in over.items()])
 
 
+def _record_rollouts(trainer) -> list:
+    """Wrap the trainer's rollout_func so every rollout result is also appended to the returned list."""
+    raw: list = []
+    rollout = trainer.rollout_func
+
+    def spy(prompts, trainer):
+        out = rollout(prompts, trainer)
+        raw.append(out)
+        return out
+
+    trainer.rollout_func = spy
+    return raw
+
+
 def test_sft_learns_and_masks_observations(setup):
     from transformers import AutoTokenizer
 
@@ -141,15 +155,7 @@ def test_short_training_run(setup, estimator):
     run = build_run(cfg)
     before = _params(run.trainer.model)
     seen = _capture_masks(run.trainer)
-    raw = []
-    rollout = run.trainer.rollout_func
-
-    def spy(prompts, trainer):
-        out = rollout(prompts, trainer)
-        raw.append(out)
-        return out
-
-    run.trainer.rollout_func = spy
+    raw = _record_rollouts(run.trainer)
     run.trainer.train()
 
     metrics = read_metrics(cfg.output_dir)
@@ -181,15 +187,7 @@ def test_short_training_run(setup, estimator):
 def test_equal_groups_dropped_from_loss(setup):
     cfg = make_cfg(setup, "run-drop", equal_groups="drop", **{"grpo.max_steps": 1})
     run = build_run(cfg)
-    raw = []
-    rollout = run.trainer.rollout_func
-
-    def spy(prompts, trainer):
-        out = rollout(prompts, trainer)
-        raw.append(out)
-        return out
-
-    run.trainer.rollout_func = spy
+    raw = _record_rollouts(run.trainer)
     run.trainer.train()
     out = raw[0]
     for i, equal in enumerate(out["equal_group"]):
