@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from searchgym.advantage.teacher import (
+    CorruptedTeacher,
     HFTeacher,
     OpenAITeacher,
     TeacherUnavailable,
@@ -89,6 +90,25 @@ def test_hf_teacher_rejects_bad_input(tok, models):
     assert logp.tolist() == [[0.0]] and entropy.tolist() == [[0.0]]
     with pytest.raises(ValueError, match="outside the teacher vocabulary"):
         scorer.score([[1, 10_000]], [[1, 1]])
+
+
+def test_corrupted_teacher_damages_only_scored_positions(tok, models, rollouts):
+    seqs, masks = rollouts
+    real = HFTeacher(models[1], tok)
+    clean = real.score_full(seqs, masks)
+    scored = clean.logp != 0
+    shuffled = CorruptedTeacher(real, shuffle=1.0, invert=0.0, seed=0).score_full(seqs, masks)
+    assert (shuffled.logp[~scored] == 0).all()  # prompt, observation and padding positions stay unscored
+    assert sorted(shuffled.logp[scored].tolist()) == pytest.approx(sorted(clean.logp[scored].tolist()))
+    assert not torch.equal(shuffled.logp, clean.logp)  # same values, different places
+    inverted = CorruptedTeacher(real, shuffle=0.0, invert=1.0, seed=0).score_full(seqs, masks)
+    mean = clean.logp[scored].mean()
+    assert torch.allclose(inverted.logp[scored], (2 * mean - clean.logp[scored]).clamp(max=0.0))
+    assert torch.equal(inverted.entropy, clean.entropy) and torch.equal(inverted.max_logp, clean.max_logp)
+    untouched = CorruptedTeacher(real, shuffle=0.0, invert=0.0).score_full(seqs, masks)
+    assert torch.equal(untouched.logp, clean.logp)
+    with pytest.raises(ValueError, match="sum <= 1"):
+        CorruptedTeacher(real, shuffle=0.7, invert=0.5)
 
 
 def test_tokenizer_mismatch_is_refused(tok, models):

@@ -184,6 +184,23 @@ def test_short_training_run(setup, estimator):
         assert any(k.startswith("trac/") for k in metrics[0])
 
 
+def test_teacher_corruption_is_a_config_switch(setup):
+    from searchgym.advantage.teacher import CorruptedTeacher
+    from searchgym.config import ConfigError
+
+    teacher = str(setup["root"] / "student")
+    cfg = make_cfg(setup, "run-corrupt", estimator="trac", **{"model.teacher": teacher})
+    cfg.model.teacher_corruption = {"shuffle": 0.2, "invert": 0.5, "seed": 3}
+    teacher_scorer = build_run(cfg).trainer.teacher
+    assert isinstance(teacher_scorer, CorruptedTeacher) and (
+        teacher_scorer.shuffle,
+        teacher_scorer.invert,
+    ) == (0.2, 0.5)
+    cfg.model.teacher_corruption = {"shufle": 0.2}
+    with pytest.raises(ConfigError, match="unknown keys"):
+        build_run(cfg)
+
+
 def test_equal_groups_dropped_from_loss(setup):
     cfg = make_cfg(setup, "run-drop", equal_groups="drop", **{"grpo.max_steps": 1})
     run = build_run(cfg)

@@ -282,3 +282,37 @@ class OpenAITeacher(TeacherScorer):
             others = max(1, self.vocab_size - len(probs)) if self.tail == "uniform" else 1
             h += -missing * math.log(missing / others)
         return h, max(logps)
+
+
+class CorruptedTeacher(TeacherScorer):
+    """A deliberately damaged teacher for robustness experiments: of the scored (mask 1) positions of each batch,
+    a share `shuffle` get their log-prob swapped with another such position, and a disjoint share `invert` get it
+    mirrored around the batch mean (confident becomes unconfident and back). Entropy and max log-prob are left as
+    the real teacher's, so the confidence calibration w_C is not told about the damage. Config:
+    `model.teacher_corruption: {shuffle: 0.3, invert: 0.3, seed: 0}`."""
+
+    def __init__(self, teacher: TeacherScorer, shuffle: float = 0.3, invert: float = 0.3, seed: int = 0):
+        if not (0 <= shuffle and 0 <= invert and shuffle + invert <= 1):
+            raise ValueError(
+                f"teacher_corruption: shuffle={shuffle}, invert={invert}; each must be >= 0 and their sum <= 1"
+            )
+        self.teacher, self.shuffle, self.invert = teacher, shuffle, invert
+        self.tokenizer = teacher.tokenizer
+        self.vocab_size = teacher.vocab_size
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def score_full(self, sequences: list[list[int]], masks: list[list[int]]) -> TeacherScores:
+        scores = self.teacher.score_full(sequences, masks)
+        logp = scores.logp.clone()
+        scored = torch.zeros_like(logp, dtype=torch.bool)
+        for i, row in enumerate(masks):
+            scored[i, 1 : len(row)] = torch.tensor(row[1:], dtype=torch.bool)
+        values = logp[scored]
+        if values.numel() > 1:
+            u = torch.rand(values.shape, generator=self.gen)
+            swap = (u < self.shuffle).nonzero().squeeze(1)
+            values[swap] = values[swap[torch.randperm(swap.numel(), generator=self.gen)]]
+            flip = (u >= self.shuffle) & (u < self.shuffle + self.invert)
+            values[flip] = (2 * values.mean() - values[flip]).clamp(max=0.0)
+            logp[scored] = values
+        return TeacherScores(logp, scores.entropy, scores.max_logp)

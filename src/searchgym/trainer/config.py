@@ -30,6 +30,9 @@ class ModelConfig(YamlConfig):
     )
     teacher: str = ""  # teacher model directory for TRAC-GRPO and its baselines; empty = no teacher
     dtype: str = "float32"  # float32 on CPU; bfloat16 on GPUs
+    # experiments only: damage the teacher's token scores, e.g. {shuffle: 0.3, invert: 0.3, seed: 0}
+    # (searchgym.advantage.teacher.CorruptedTeacher); empty = the teacher as it is
+    teacher_corruption: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -104,6 +107,11 @@ class TrainConfig(YamlConfig):
             raise ConfigError(
                 f"grpo.per_device_train_batch_size ({self.grpo.per_device_train_batch_size}) must be a multiple "
                 f"of grpo.num_generations ({self.grpo.num_generations}) on one device"
+            )
+        bad = set(self.model.teacher_corruption) - {"shuffle", "invert", "seed"}
+        if bad:
+            raise ConfigError(
+                f"model.teacher_corruption: unknown keys {sorted(bad)}; allowed: shuffle, invert, seed"
             )
         env_config(self)
         rollout_config(self)

@@ -193,6 +193,24 @@ def held_out_tasks(tasks: list, n: int) -> list:
     return [t for lv in levels for t in [t for t in test if t.level == lv][: n // max(len(levels), 1)]]
 
 
+def rl_config(cfg: DemoConfig, out: Path, rl_dir: Path, overrides: list[str] | None = None) -> Any:
+    """The demo's RL run as a TrainConfig: its student, teacher, world and tasks under `out`, writing to `rl_dir`.
+    `scripts/experiments.py` varies this config (estimator, teacher corruption, curriculum, seed)."""
+    from searchgym.trainer.config import TrainConfig
+
+    world_dir = out / "world"
+    return TrainConfig.from_dict(
+        {
+            **cfg.train,
+            "data": {"world": str(world_dir), "tasks": str(world_dir / "tasks" / "demo")},
+            "model": {"path": str(out / "student_sft"), "teacher": str(out / "teacher_sft")},
+            "env": cfg.env,
+            "output_dir": str(rl_dir),
+            "seed": cfg.seed,
+        }
+    ).override([f"grpo.max_steps={cfg.rl_max_steps}", "grpo.extra={disable_tqdm: true}", *(overrides or [])])
+
+
 def _done(path: Path, overwrite: bool) -> bool:
     return path.exists() and not overwrite
 
@@ -209,7 +227,6 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
     from searchgym.tasks.oracle import Oracle, save_transcripts
     from searchgym.tasks.store import load_tasks, save_tasks
     from searchgym.tasks.synth import TaskConfig, build_tasks
-    from searchgym.trainer.config import TrainConfig
     from searchgym.trainer.grpo import read_metrics, train
     from searchgym.trainer.sft import SFTRunConfig, build_tokenizer, load_transcripts, run_sft
     from searchgym.world.build import WorldConfig, build_world
@@ -301,16 +318,7 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
         stage("TRAC-GRPO")
         rl_dir = out / "rl"
         shutil.rmtree(rl_dir, ignore_errors=True)
-        tc = TrainConfig.from_dict(
-            {
-                **cfg.train,
-                "data": {"world": str(world_dir), "tasks": str(task_dir)},
-                "model": {"path": str(out / "student_sft"), "teacher": str(out / "teacher_sft")},
-                "env": cfg.env,
-                "output_dir": str(rl_dir),
-                "seed": cfg.seed,
-            }
-        ).override([f"grpo.max_steps={cfg.rl_max_steps}", "grpo.extra={disable_tqdm: true}"])
+        tc = rl_config(cfg, out, rl_dir)
         remaining = budget - (time.monotonic() - t0) - eval_seconds - 30
         rl_seconds = max(60.0, min(remaining, cfg.rl_share * budget))
         train(tc, callbacks=[TimeBudget(rl_seconds), RichSteps(progress, cfg.rl_max_steps, "TRAC-GRPO")])

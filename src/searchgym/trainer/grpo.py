@@ -198,6 +198,10 @@ def _make_trainer(cfg: TrainConfig, common: dict) -> Any:
     if cfg.model.teacher:
         t_model, t_tok = load_model_and_tokenizer(cfg.model.teacher, dtype=cfg.model.dtype)
         teacher = HFTeacher(t_model, t_tok, student_tokenizer=common["processing_class"])
+        if cfg.model.teacher_corruption:
+            from searchgym.advantage.teacher import CorruptedTeacher
+
+            teacher = CorruptedTeacher(teacher, **cfg.model.teacher_corruption)
     rates = Path(cfg.data.pass_rates) if cfg.data.pass_rates else None
     pass_rates = load_pass_rates(rates) if rates is not None else None
     return TRACGRPOTrainer(teacher=teacher, trac_config=trac_config(cfg), pass_rates=pass_rates, **common)
