@@ -59,13 +59,25 @@ def sft(
 
 
 def demo(
-    out: Path = typer.Option(Path("runs/demo"), "--out", help="run directory"),
-    minutes: float = typer.Option(20.0, "--minutes", help="time budget; RL steps are fitted into it"),
-    seed: int = typer.Option(0, "--seed"),
+    overrides: list[str] = typer.Argument(
+        None,
+        help="DemoConfig key=value overrides, e.g. rl_max_steps=50 num_entities=500 train.estimator=grpo",
+    ),
+    config: Path = typer.Option(
+        None, "--config", "-c", help="DemoConfig YAML (e.g. a run's demo_config.yaml)"
+    ),
+    out: Path = typer.Option(None, "--out", help="run directory (default runs/demo)"),
+    minutes: float = typer.Option(
+        None, "--minutes", help="time budget; RL steps are fitted into it (default 20)"
+    ),
+    seed: int = typer.Option(None, "--seed", help="world, tasks and training seed (default 0)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="rebuild every stage even if it exists"),
 ) -> None:
     """The whole pipeline on CPU: world, index, tasks, SFT warm-start, eval, TRAC-GRPO, eval, report."""
     from searchgym.trainer.demo import DemoConfig, run_demo
 
-    report = run_demo(DemoConfig(out=str(out), minutes=minutes, seed=seed), overwrite=overwrite)
+    cfg = DemoConfig.from_yaml(config) if config else DemoConfig()
+    flags = {"out": out, "minutes": minutes, "seed": seed}
+    cfg = cfg.override([f"{k}={v}" for k, v in flags.items() if v is not None] + list(overrides or []))
+    report = run_demo(cfg, overwrite=overwrite)
     typer.echo(f"report: {report}")

@@ -315,13 +315,14 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
         before = evaluate(out / "student_sft", held_out, world_dir, cfg.env, rollout_cfg)
         write_json(out / "eval_before.json", before)
         eval_seconds = time.monotonic() - t0 - timings["evaluate before"]
-        stage("TRAC-GRPO")
+        rl_name = _rl_name(cfg)
+        stage(rl_name)
         rl_dir = out / "rl"
         shutil.rmtree(rl_dir, ignore_errors=True)
         tc = rl_config(cfg, out, rl_dir)
         remaining = budget - (time.monotonic() - t0) - eval_seconds - 30
         rl_seconds = max(60.0, min(remaining, cfg.rl_share * budget))
-        train(tc, callbacks=[TimeBudget(rl_seconds), RichSteps(progress, cfg.rl_max_steps, "TRAC-GRPO")])
+        train(tc, callbacks=[TimeBudget(rl_seconds), RichSteps(progress, cfg.rl_max_steps, rl_name)])
         stage("evaluate after")
         after = evaluate(rl_dir / "final", held_out, world_dir, cfg.env, rollout_cfg)
         write_json(out / "eval_after.json", after)
@@ -336,51 +337,8 @@ def _series(metrics: list[dict], key: str) -> tuple[list[int], list[float]]:
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
-def write_report(
-    out: Path, before: dict, after: dict, metrics: list[dict], timings: dict, cfg: DemoConfig
-) -> Path:
-    """report.md plus three figures: training curves, per-level success, TRAC calibration diagnostics."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+def _trac_figure(path: Path, metrics: list[dict]) -> None:
     import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    for key, label in (("searchgym/success", "success (train rollouts)"), ("reward", "mean reward")):
-        xs, ys = _series(metrics, key)
-        ax.plot(xs, ys, marker=".", label=label)
-    xs, ys = _series(metrics, "searchgym/stage")
-    for x, (a, b) in zip(xs[1:], zip(ys, ys[1:], strict=False), strict=False):
-        if b > a:
-            ax.axvline(x, color="grey", linestyle="--", linewidth=1, label="promotion to stage 2")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylim(-0.02, 1.02)
-    ax.legend(loc="upper left", fontsize=8)
-    ax.set_title("TRAC-GRPO training")
-    fig.tight_layout()
-    fig.savefig(out / "training.png", dpi=120)
-    plt.close(fig)
-
-    levels = sorted(set(before["by_level"]) | set(after["by_level"]), key=int)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    width = 0.38
-    pos = range(len(levels))
-    ax.bar(
-        [p - width / 2 for p in pos],
-        [before["by_level"].get(lv, 0) for lv in levels],
-        width,
-        label="before RL",
-    )
-    ax.bar(
-        [p + width / 2 for p in pos], [after["by_level"].get(lv, 0) for lv in levels], width, label="after RL"
-    )
-    ax.set_xticks(list(pos), [f"level {lv}" for lv in levels])
-    ax.set_ylabel("held-out success")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "levels.png", dpi=120)
-    plt.close(fig)
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     for key in (
@@ -407,8 +365,76 @@ def write_report(
     axes[1].set_xlabel("optimizer step")
     axes[1].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out / "trac.png", dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _rl_name(cfg: DemoConfig) -> str:
+    estimator = cfg.train.get("estimator", "trac")
+    return {"grpo": "GRPO", "trac": "TRAC-GRPO"}.get(estimator, f"GRPO ({estimator} estimator)")
+
+
+def _trailing_mean(ys: list[float], window: int) -> list[float]:
+    return [
+        sum(ys[max(0, i + 1 - window) : i + 1]) / (i + 1 - max(0, i + 1 - window)) for i in range(len(ys))
+    ]
+
+
+def write_report(
+    out: Path, before: dict, after: dict, metrics: list[dict], timings: dict, cfg: DemoConfig
+) -> Path:
+    """report.md plus three figures: training curves, per-level success, TRAC calibration diagnostics."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for key, label, color in (
+        ("searchgym/success", "success (train rollouts)", "tab:blue"),
+        ("reward", "mean reward", "tab:orange"),
+    ):
+        xs, ys = _series(metrics, key)
+        ax.plot(xs, ys, color=color, alpha=0.25, linewidth=0.8)  # one step = 4 groups: very noisy
+        ax.plot(xs, _trailing_mean(ys, 20), color=color, linewidth=2, label=f"{label}, mean of last 20 steps")
+    xs, ys = _series(metrics, "searchgym/stage")
+    for x, (a, b) in zip(xs[1:], zip(ys, ys[1:], strict=False), strict=False):
+        if b > a:
+            ax.axvline(x, color="grey", linestyle="--", linewidth=1, label="promotion to stage 2")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title(f"{_rl_name(cfg)} training")
+    fig.tight_layout()
+    fig.savefig(out / "training.png", dpi=120)
+    plt.close(fig)
+
+    levels = sorted(set(before["by_level"]) | set(after["by_level"]), key=int)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    width = 0.38
+    pos = range(len(levels))
+    ax.bar(
+        [p - width / 2 for p in pos],
+        [before["by_level"].get(lv, 0) for lv in levels],
+        width,
+        label="before RL",
+    )
+    ax.bar(
+        [p + width / 2 for p in pos], [after["by_level"].get(lv, 0) for lv in levels], width, label="after RL"
+    )
+    ax.set_xticks(list(pos), [f"level {lv}" for lv in levels])
+    ax.set_ylabel("held-out success")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "levels.png", dpi=120)
+    plt.close(fig)
+
+    has_trac = any(k.startswith("trac/") for m in metrics for k in m)
+    if has_trac:
+        _trac_figure(out / "trac.png", metrics)
+    else:
+        (out / "trac.png").unlink(missing_ok=True)  # left by an earlier run with a teacher
 
     steps = max((m["step"] for m in metrics), default=0)
     verdict = "higher" if after["success"] > before["success"] else "NOT higher"
@@ -420,7 +446,7 @@ def write_report(
         "held-out test tasks, greedy decoding, success = exact match of the answer.",
         "",
         f"Mean held-out reward: {before['reward']:.3f} before, {after['reward']:.3f} after. "
-        f"RL ran {steps} TRAC-GRPO steps.",
+        f"RL ran {steps} {_rl_name(cfg)} steps.",
         "",
         "| level | before | after |",
         "| --- | --- | --- |",
@@ -433,8 +459,7 @@ def write_report(
         "",
         "![per-level success](levels.png)",
         "",
-        "![TRAC diagnostics](trac.png)",
-        "",
+        *(["![TRAC diagnostics](trac.png)", ""] if has_trac else []),
         "## Stage timings (seconds from start)",
         "",
         *[f"- {k}: {v}" for k, v in timings.items()],
