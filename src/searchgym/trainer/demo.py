@@ -89,6 +89,9 @@ class DemoConfig(YamlConfig):
     teacher_lr: float = 2e-3  # continuing from the student: a smaller step
     sft_batch_size: int = 8
     eval_tasks: int = 80
+    # share of the train tasks whose oracle transcripts the SFT sees; with < 1 RL trains only on the others (task
+    # set "demo-rl"), so RL cannot just replay what SFT memorised. 1.0 = SFT and RL share all train tasks.
+    sft_task_share: float = 1.0
     rl_max_steps: int = 200
     rl_share: float = 0.5  # at most this share of the time budget goes to RL
     train: dict[str, Any] = field(
@@ -199,16 +202,32 @@ def rl_config(cfg: DemoConfig, out: Path, rl_dir: Path, overrides: list[str] | N
     from searchgym.trainer.config import TrainConfig
 
     world_dir = out / "world"
+    task_set = "demo" if cfg.sft_task_share >= 1 else "demo-rl"
     return TrainConfig.from_dict(
         {
             **cfg.train,
-            "data": {"world": str(world_dir), "tasks": str(world_dir / "tasks" / "demo")},
+            "data": {"world": str(world_dir), "tasks": str(world_dir / "tasks" / task_set)},
             "model": {"path": str(out / "student_sft"), "teacher": str(out / "teacher_sft")},
             "env": cfg.env,
             "output_dir": str(rl_dir),
             "seed": cfg.seed,
         }
     ).override([f"grpo.max_steps={cfg.rl_max_steps}", "grpo.extra={disable_tqdm: true}", *(overrides or [])])
+
+
+def split_train_tasks(tasks: list, sft_share: float, seed: int) -> tuple[list, list]:
+    """(SFT tasks, RL tasks) from the train split: all of them twice for share 1, else a seeded disjoint split."""
+    import random
+
+    if not 0 < sft_share <= 1:
+        raise ValueError(f"sft_task_share={sft_share}: must be in (0, 1]")
+    train = [t for t in tasks if t.split == "train"]
+    if sft_share >= 1:
+        return train, train
+    ids = sorted(t.id for t in train)
+    random.Random(f"sft-split/{seed}").shuffle(ids)
+    sft_ids = set(ids[: round(sft_share * len(ids))])
+    return [t for t in train if t.id in sft_ids], [t for t in train if t.id not in sft_ids]
 
 
 def _done(path: Path, overwrite: bool) -> bool:
@@ -232,6 +251,7 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
     from searchgym.world.build import WorldConfig, build_world
     from searchgym.world.store import World
 
+    split_train_tasks([], cfg.sft_task_share, cfg.seed)  # a bad share fails before any work
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     t0 = time.monotonic()
@@ -267,14 +287,15 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
             save_tasks(tasks, world_dir, "demo", tcfg.to_dict(), overwrite=True)
         tasks = load_tasks(task_dir)
         stage("oracle transcripts")
+        sft_tasks, rl_tasks = split_train_tasks(tasks, cfg.sft_task_share, cfg.seed)
+        if rl_tasks != sft_tasks:
+            save_tasks(rl_tasks, world_dir, "demo-rl", {"sft_task_share": cfg.sft_task_share}, overwrite=True)
         transcripts = out / "transcripts.jsonl"
         if not _done(transcripts, overwrite):
             oracle = Oracle(
                 World.load(world_dir), load_engine(world_dir), EnvConfig.from_dict(cfg.env), spaced_args=True
             )
-            save_transcripts(
-                transcripts, oracle.run([t for t in tasks if t.split == "train"], progress=False)
-            )
+            save_transcripts(transcripts, oracle.run(sft_tasks, progress=False))
         rows = load_transcripts(transcripts, True, strip_think=not cfg.env.get("require_think", True))
         tok_dir = out / "tokenizer"
         if not _done(tok_dir, overwrite):
