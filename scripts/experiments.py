@@ -116,8 +116,9 @@ def summarise(rows: list[dict], out: Path) -> None:
     for r in rows:
         groups.setdefault((r["method"], r["teacher"], r["curriculum"]), []).append(r)
     lines = [
-        "| run | curriculum | held-out success, mean ± std | per seed | level 1 | level 2 | train success (last 50 steps) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| run | curriculum | held-out success, mean ± std | per seed | level 1 | level 2 | train success (last 50 steps) "
+        "| w_D | ω | teacher reward: correct / wrong |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     labels, means, stds = [], [], []
     for key in sorted(groups, key=lambda k: order.get(k, 99)):
@@ -127,9 +128,17 @@ def summarise(rows: list[dict], out: Path) -> None:
         lv = {lvl: statistics.mean(r["by_level"].get(lvl, 0.0) for r in rs) for lvl in ("1", "2")}
         train_s = [r["train_success_last50"] for r in rs if r.get("train_success_last50") is not None]
         train_txt = f"{statistics.mean(train_s):.1%}" if train_s else "—"
+        diag = {k: [r[k] for r in rs if r.get(k) is not None] for k in TRAC_KEYS}
+        d = {k: statistics.mean(v) for k, v in diag.items() if v}
+        trac_txt = (
+            f"{d['trac/w_D/mean']:.2f} | {d['trac/omega/mean']:.2f} | "
+            f"{d['trac/teacher_reward/correct']:+.2f} / {d['trac/teacher_reward/wrong']:+.2f}"
+            if len(d) == len(TRAC_KEYS)
+            else "— | — | —"
+        )
         lines.append(
             f"| {_label(*key[:2], True)} | {'—' if key[0] == 'sft' else 'stage 1 → 2' if key[2] else 'flat'} | {m:.1%} ± {sd:.1%} | "
-            f"{', '.join(f'{x:.1%}' for x in xs)} | {lv['1']:.1%} | {lv['2']:.1%} | {train_txt} |"
+            f"{', '.join(f'{x:.1%}' for x in xs)} | {lv['1']:.1%} | {lv['2']:.1%} | {train_txt} | {trac_txt} |"
         )
         labels.append(_label(*key))
         means.append(m)
