@@ -40,7 +40,7 @@ class DemoConfig(YamlConfig):
     tasks: dict[str, Any] = field(
         default_factory=lambda: {
             "max_hops": 2,
-            "chain_per_hops": 400,  # 800 tasks: 312 for SFT transcripts, 313 for RL, 160 held out
+            "chain_per_hops": 200,
             "obfuscated": 0,
             "intersection": 0,
             "comparison": 0,
@@ -88,11 +88,10 @@ class DemoConfig(YamlConfig):
     sft_lr: float = 3e-3
     teacher_lr: float = 2e-3  # continuing from the student: a smaller step
     sft_batch_size: int = 8
-    eval_tasks: int = 160
+    eval_tasks: int = 80
     # share of the train tasks whose oracle transcripts the SFT sees; with < 1 RL trains only on the others (task
     # set "demo-rl"), so RL cannot just replay what SFT memorised. 1.0 = SFT and RL share all train tasks.
-    # measured (docs/training.md): with 1.0, RL seeds 0/1/2 gave 12.7 % -> 17.7 / 10.1 / 19.0 % held-out success
-    sft_task_share: float = 0.5
+    sft_task_share: float = 1.0
     rl_max_steps: int = 200
     rl_share: float = 0.5  # at most this share of the time budget goes to RL
     train: dict[str, Any] = field(
