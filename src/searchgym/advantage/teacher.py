@@ -165,11 +165,17 @@ class HFTeacher(TeacherScorer):
         return out
 
 
-def _apply_masks(scores: TeacherScores, masks: list[list[int]]) -> TeacherScores:
-    m = torch.zeros_like(scores.logp)
+def _scored(masks: list[list[int]], like: torch.Tensor) -> torch.Tensor:
+    """(B, L) 0/1 tensor of the positions a teacher scores: mask 1, never position 0."""
+    m = torch.zeros_like(like)
     for i, row in enumerate(masks):
         m[i, : len(row)] = torch.tensor(row, dtype=m.dtype)
     m[:, :1] = 0  # the first token has no prefix to be scored from
+    return m
+
+
+def _apply_masks(scores: TeacherScores, masks: list[list[int]]) -> TeacherScores:
+    m = _scored(masks, scores.logp)
     return TeacherScores(*(t * m for t in scores))
 
 
@@ -304,9 +310,7 @@ class CorruptedTeacher(TeacherScorer):
     def score_full(self, sequences: list[list[int]], masks: list[list[int]]) -> TeacherScores:
         scores = self.teacher.score_full(sequences, masks)
         logp = scores.logp.clone()
-        scored = torch.zeros_like(logp, dtype=torch.bool)
-        for i, row in enumerate(masks):
-            scored[i, 1 : len(row)] = torch.tensor(row[1:], dtype=torch.bool)
+        scored = _scored(masks, logp).bool()
         values = logp[scored]
         if values.numel() > 1:
             u = torch.rand(values.shape, generator=self.gen)

@@ -288,7 +288,7 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
         tasks = load_tasks(task_dir)
         stage("oracle transcripts")
         sft_tasks, rl_tasks = split_train_tasks(tasks, cfg.sft_task_share, cfg.seed)
-        if rl_tasks != sft_tasks:
+        if cfg.sft_task_share < 1:
             save_tasks(rl_tasks, world_dir, "demo-rl", {"sft_task_share": cfg.sft_task_share}, overwrite=True)
         transcripts = out / "transcripts.jsonl"
         if not _done(transcripts, overwrite):
@@ -396,9 +396,11 @@ def _rl_name(cfg: DemoConfig) -> str:
 
 
 def _trailing_mean(ys: list[float], window: int) -> list[float]:
-    return [
-        sum(ys[max(0, i + 1 - window) : i + 1]) / (i + 1 - max(0, i + 1 - window)) for i in range(len(ys))
-    ]
+    out = []
+    for i in range(len(ys)):
+        recent = ys[max(0, i + 1 - window) : i + 1]
+        out.append(sum(recent) / len(recent))
+    return out
 
 
 def write_report(
