@@ -21,8 +21,7 @@ from pathlib import Path
 from searchgym.env import EnvConfig, SearchEnv, step_batch
 from searchgym.index.build import engine_from_documents
 from searchgym.io import read_jsonl, write_json
-from searchgym.tasks.types import EvidenceStep, Task
-from searchgym.world.types import Document
+from searchgym.types import Document, EvidenceStep, Task
 
 RESULTS = Path(__file__).parent / "results" / "env.json"
 
@@ -31,7 +30,8 @@ def load_docs(args: argparse.Namespace) -> tuple[list[Document], str]:
     if args.world:
         world = Path(args.world)
     else:
-        from searchgym.world.build import WorldConfig, build_world
+        from searchgym.pipeline import build_world
+        from searchgym.world.build import WorldConfig
 
         world = Path(tempfile.mkdtemp(prefix="bench_env_")) / "world"
         build_world(WorldConfig(seed=args.seed, num_entities=args.entities), world)
@@ -80,10 +80,13 @@ def main() -> None:
 
     docs, world = load_docs(args)
     engine = engine_from_documents(docs, backend=args.backend)
+    from searchgym.env.protocol import PROTOCOL_TAGS
     from searchgym.models.tiny import train_tokenizer
 
     t0 = time.perf_counter()
-    tok = train_tokenizer((f"{d.title}\n{d.text}" for d in docs), vocab_size=args.vocab)
+    tok = train_tokenizer(
+        (f"{d.title}\n{d.text}" for d in docs), vocab_size=args.vocab, special_tokens=PROTOCOL_TAGS
+    )
     train_s = time.perf_counter() - t0
 
     def encode(text: str) -> list[int]:

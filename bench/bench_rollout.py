@@ -19,13 +19,16 @@ from pathlib import Path
 import torch
 
 from searchgym.env.env import EnvConfig, SearchEnv
+from searchgym.env.protocol import PROTOCOL_TAGS
 from searchgym.index.build import build_index, load_engine
 from searchgym.io import write_json
 from searchgym.models.tiny import TinyModelConfig, tiny_llama, train_tokenizer
+from searchgym.pipeline import build_world
+from searchgym.rollout.episodes import RolloutConfig, rollout
 from searchgym.rollout.hf import HFGenerator
-from searchgym.rollout.rollout import RolloutConfig, rollout
-from searchgym.tasks.synth import TaskConfig, build_tasks
-from searchgym.world.build import WorldConfig, build_world
+from searchgym.tasks.config import TaskConfig
+from searchgym.tasks.synth import build_tasks
+from searchgym.world.build import WorldConfig
 
 
 def transcript(engine, cfg: EnvConfig, task) -> str:
@@ -41,7 +44,7 @@ def transcript(engine, cfg: EnvConfig, task) -> str:
 
 
 def memorise(texts: list[str], steps: int):
-    tok = train_tokenizer(texts, vocab_size=2000)
+    tok = train_tokenizer(texts, vocab_size=2000, special_tokens=PROTOCOL_TAGS)
     model = tiny_llama(tok, TinyModelConfig.preset("student"))
     tok.padding_side = "right"
     batch = tok(texts, padding=True, return_tensors="pt")

@@ -37,7 +37,8 @@ def percentiles(latencies_s: list[float]) -> dict[str, float]:
 def get_world(args) -> World:
     path = Path(args.world or f"/tmp/searchgym-bench/world{args.entities}")
     if not (path / "manifest.json").is_file():
-        from searchgym.world.build import WorldConfig, build_world
+        from searchgym.pipeline import build_world
+        from searchgym.world.build import WorldConfig
 
         print(f"building a {args.entities}-entity world at {path} (verify=False) ...", flush=True)
         t = time.perf_counter()

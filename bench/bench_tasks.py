@@ -16,11 +16,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from searchgym.agents.oracle import Oracle
 from searchgym.index.build import load_engine
 from searchgym.io import write_json
-from searchgym.tasks.oracle import Oracle
-from searchgym.tasks.synth import TaskConfig, synthesize
-from searchgym.world.build import WorldConfig, build_world
+from searchgym.pipeline import build_world
+from searchgym.tasks.config import TaskConfig
+from searchgym.tasks.synth import synthesize
+from searchgym.world.build import WorldConfig
 from searchgym.world.store import World
 
 RESULTS = Path(__file__).parent / "results" / "tasks.json"

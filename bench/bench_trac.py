@@ -45,8 +45,9 @@ def step_times(args: argparse.Namespace) -> dict:
     from transformers import TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
+    from searchgym.advantage.config import TRACConfig
     from searchgym.advantage.teacher import HFTeacher
-    from searchgym.advantage.trac import TRACConfig
+    from searchgym.env.protocol import PROTOCOL_TAGS
     from searchgym.models.tiny import TinyModelConfig, tiny_llama, train_tokenizer
     from searchgym.trainer.trac_grpo import TRACGRPOTrainer
 
@@ -61,7 +62,7 @@ def step_times(args: argparse.Namespace) -> dict:
             self.times.append((time.perf_counter() - self.start[0], time.process_time() - self.start[1]))
 
     torch.set_num_threads(args.threads)
-    tok = train_tokenizer(CORPUS, vocab_size=args.vocab, min_frequency=1)
+    tok = train_tokenizer(CORPUS, vocab_size=args.vocab, min_frequency=1, special_tokens=PROTOCOL_TAGS)
     student_cfg = TinyModelConfig(
         hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128
     )

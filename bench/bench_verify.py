@@ -32,7 +32,8 @@ def main() -> None:
 
     path = Path(args.world or f"/tmp/searchgym-bench/world{args.entities}")
     if not (path / "manifest.json").is_file():
-        from searchgym.world.build import WorldConfig, build_world
+        from searchgym.pipeline import build_world
+        from searchgym.world.build import WorldConfig
 
         build_world(WorldConfig(num_entities=args.entities, seed=0, verify=False), path, overwrite=True)
     world = World.load(path, check=False)

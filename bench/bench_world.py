@@ -22,7 +22,8 @@ from pathlib import Path
 CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from searchgym.world.build import WorldConfig, build_world
+from searchgym.pipeline import build_world
+from searchgym.world.build import WorldConfig
 n, out = int(sys.argv[1]), Path(sys.argv[2])
 t = time.perf_counter()
 w = build_world(WorldConfig(seed=0, num_entities=n, verify=False), out, progress=False)

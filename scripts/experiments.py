@@ -5,7 +5,7 @@ teacher and with a corrupted teacher, and curriculum vs a flat mix, over several
     python scripts/experiments.py --demo runs/demo --out docs/results/experiments --plot-only
 
 Needs a finished `searchgym demo` run (world, tasks, SFT student and teacher). Every run is the demo's own RL run
-(`searchgym.trainer.demo.rl_config`: same student, teacher, tasks, environment, 200 steps) with one thing changed,
+(`searchgym.demo.pipeline.rl_config`: same student, teacher, tasks, environment, 200 steps) with one thing changed,
 then a greedy evaluation on the demo's held-out tasks. The corrupted teacher is the config switch
 `model.teacher_corruption` (30 % of scored positions shuffled, 30 % inverted). Rows are appended to
 `<out>/results.jsonl` as runs finish, so an interrupted sweep continues where it stopped and several `--shard`
@@ -56,8 +56,8 @@ def grid(seeds: list[int]) -> list[tuple[str, str, bool, int]]:
 
 
 def run_one(demo: Path, method: str, teacher: str, curriculum: bool, seed: int) -> dict:
+    from searchgym.demo.pipeline import DemoConfig, evaluate, held_out_tasks, rl_config
     from searchgym.tasks.store import load_tasks
-    from searchgym.trainer.demo import DemoConfig, evaluate, held_out_tasks, rl_config
     from searchgym.trainer.grpo import read_metrics, train
 
     dcfg = DemoConfig.from_yaml(demo / "demo_config.yaml")

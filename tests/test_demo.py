@@ -71,7 +71,7 @@ def test_demo_rejects_unknown_override(tmp_path: Path):
 def test_split_train_tasks_is_disjoint_and_seeded():
     from types import SimpleNamespace
 
-    from searchgym.trainer.demo import split_train_tasks
+    from searchgym.demo.pipeline import split_train_tasks
 
     tasks = [SimpleNamespace(id=f"t{i:02d}", split="test" if i % 5 == 0 else "train") for i in range(40)]
     train = [t for t in tasks if t.split == "train"]

@@ -2,11 +2,10 @@ import pytest
 
 from searchgym.config import ConfigError
 from searchgym.env import BatchEnv, EnvConfig, SearchEnv, step_batch
-from searchgym.index.base import paginate
+from searchgym.env.observe import paginate
 from searchgym.index.bm25s_engine import Bm25sEngine
 from searchgym.index.build import engine_from_documents
-from searchgym.tasks.types import EvidenceStep, Task
-from searchgym.world.types import Document
+from searchgym.types import Document, EvidenceStep, Task
 
 URL = "https://searchgym.test/wiki/"
 FILLER = " ".join(f"In year {1900 + i} the painter finished canvas number {i}." for i in range(60))

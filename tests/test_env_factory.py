@@ -10,7 +10,7 @@ import pytest
 import torch
 import trl
 
-from searchgym.trainer.env_factory import ENDED, SearchGymEnv, environment_factory, trl_dataset
+from searchgym.integrations.trl_env import ENDED, SearchGymEnv, environment_factory, trl_dataset
 
 QWEN25 = Path(trl.__file__).parent / "chat_templates" / "qwen2_5.jinja"
 CHAT_TOKENS = (
@@ -26,8 +26,10 @@ CHAT_TOKENS = (
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     from searchgym.index.build import build_index
-    from searchgym.tasks.synth import TaskConfig, build_tasks
-    from searchgym.world.build import WorldConfig, build_world
+    from searchgym.pipeline import build_world
+    from searchgym.tasks.config import TaskConfig
+    from searchgym.tasks.synth import build_tasks
+    from searchgym.world.build import WorldConfig
 
     root = tmp_path_factory.mktemp("envf")
     w = build_world(WorldConfig(seed=0, num_entities=120), root / "world", progress=False)
@@ -64,8 +66,9 @@ CALL = '<tool_call>\n{"name": "search", "arguments": {"query": "city"}}\n</tool_
 
 
 def _chat_tokenizer(world_dir: Path):
+    from searchgym.env.protocol import PROTOCOL_TAGS
     from searchgym.io import read_jsonl
-    from searchgym.models.tiny import PROTOCOL_TAGS, train_tokenizer
+    from searchgym.models.tiny import train_tokenizer
 
     texts = [d["text"] for d in read_jsonl(world_dir / "corpus.jsonl")]
     # the call repeated, so BPE merges it into a few tokens that a tiny model memorises in seconds

@@ -6,8 +6,7 @@ from searchgym.config import ConfigError
 from searchgym.env import EnvConfig, SearchEnv
 from searchgym.env.observe import best_snippet, units
 from searchgym.index.build import engine_from_documents
-from searchgym.tasks.types import EvidenceStep, Task
-from searchgym.world.types import Document
+from searchgym.types import Document, EvidenceStep, Task
 
 URL = "https://searchgym.test/wiki/"
 ARTICLE = (
@@ -81,10 +80,12 @@ def test_oracle_reads_facts_from_best_snippets_and_stays_perfect(tmp_path):
     fact: every task of every type stays solved, transcripts get shorter, and spaced actions parse the same."""
     import dataclasses
 
+    from searchgym.agents.oracle import Oracle, oracle_env_config
     from searchgym.index.build import load_engine
-    from searchgym.tasks.oracle import Oracle, oracle_env_config
-    from searchgym.tasks.synth import TaskConfig, build_tasks
-    from searchgym.world.build import WorldConfig, build_world
+    from searchgym.pipeline import build_world
+    from searchgym.tasks.config import TaskConfig
+    from searchgym.tasks.synth import build_tasks
+    from searchgym.world.build import WorldConfig
 
     world = build_world(WorldConfig(seed=4, num_entities=300), tmp_path / "w", overwrite=True, progress=False)
     cfg = TaskConfig(seed=4, chain_per_hops=20, obfuscated=8, intersection=8, comparison=8)

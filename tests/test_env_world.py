@@ -6,8 +6,10 @@ import pytest
 
 from searchgym.env import BatchEnv, EnvConfig, SearchEnv
 from searchgym.index.build import engine_from_documents
-from searchgym.tasks.synth import TaskConfig, build_tasks
-from searchgym.world.build import WorldConfig, build_world
+from searchgym.pipeline import build_world
+from searchgym.tasks.config import TaskConfig
+from searchgym.tasks.synth import build_tasks
+from searchgym.world.build import WorldConfig
 
 
 @pytest.fixture(scope="module")

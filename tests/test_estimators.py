@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
+from searchgym.advantage.config import TRACConfig
 from searchgym.advantage.estimators import ESTIMATORS, TRACBatch, compute_advantages, register_estimator
-from searchgym.advantage.trac import TRACConfig, WDState
+from searchgym.advantage.trac import WDState
 
 # one group of 4 rollouts x 2 tokens; the last token of rollout 3 is an observation token
 REWARDS = torch.tensor([1.0, 0.0, 1.0, 0.0])

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from searchgym.cli import app
+from searchgym.env.protocol import PROTOCOL_TAGS
 from searchgym.eval.harness import pass_at_k, summarize
 from searchgym.io import read_jsonl, write_jsonl
 from searchgym.models.tiny import TinyModelConfig, tiny_llama, train_tokenizer
@@ -62,7 +63,7 @@ def world(tmp_path_factory):
 
 def test_eval_and_passrate_on_a_world_with_pass_at_k(world, tmp_path):
     texts = [json.loads(line)["text"] for line in (world / "corpus.jsonl").read_text().splitlines()[:200]]
-    tok = train_tokenizer(texts, vocab_size=400)
+    tok = train_tokenizer(texts, vocab_size=400, special_tokens=PROTOCOL_TAGS)
     model_dir = tmp_path / "student"
     tiny_llama(
         tok, TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64)

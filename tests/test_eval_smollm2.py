@@ -7,8 +7,8 @@ import pytest
 from searchgym.env.env import EnvConfig, SearchEnv
 from searchgym.index.build import engine_from_documents
 from searchgym.models.load import load_model_and_tokenizer
+from searchgym.rollout.episodes import RolloutConfig, rollout
 from searchgym.rollout.hf import HFGenerator
-from searchgym.rollout.rollout import RolloutConfig, rollout
 from test_rollout_common import DOCS, TASKS
 
 

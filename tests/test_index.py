@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from searchgym.index.base import paginate
+from searchgym.env.observe import paginate
 from searchgym.index.build import (
     IndexMissingError,
     StaleIndexError,
@@ -18,7 +18,7 @@ from searchgym.index.build import (
     load_engine,
 )
 from searchgym.io import write_jsonl
-from searchgym.world.types import Document
+from searchgym.types import Document
 
 BACKENDS = ["bm25s", "tantivy"]
 

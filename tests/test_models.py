@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from searchgym.config import ConfigError
+from searchgym.env.protocol import PROTOCOL_TAGS
 from searchgym.models.load import load_model_and_tokenizer, resolve_model_path, smollm2_gguf_path
-from searchgym.models.tiny import PROTOCOL_TAGS, TinyModelConfig, tiny_llama, train_tokenizer
+from searchgym.models.tiny import TinyModelConfig, tiny_llama, train_tokenizer
 from searchgym.rollout.generate import SamplingParams
 from searchgym.rollout.hf import HFGenerator
 
@@ -16,7 +17,7 @@ TEXTS = [f"Zorvan {i} was founded by Mira Tel in {1800 + i}. Ostra is a port." f
 
 @pytest.fixture(scope="module")
 def tok():
-    return train_tokenizer(TEXTS, vocab_size=400)
+    return train_tokenizer(TEXTS, vocab_size=400, special_tokens=PROTOCOL_TAGS)
 
 
 def test_protocol_tags_are_single_tokens_kept_on_decode(tok):

@@ -6,12 +6,14 @@ import dataclasses
 
 import pytest
 
+from searchgym.agents.oracle import Oracle, oracle_env_config, save_transcripts
 from searchgym.env.env import SearchEnv
 from searchgym.index.build import engine_from_documents, load_engine
 from searchgym.io import read_jsonl
-from searchgym.tasks.oracle import Oracle, oracle_env_config, save_transcripts
-from searchgym.tasks.synth import TaskConfig, build_tasks
-from searchgym.world.build import WorldConfig, build_world
+from searchgym.pipeline import build_world
+from searchgym.tasks.config import TaskConfig
+from searchgym.tasks.synth import build_tasks
+from searchgym.world.build import WorldConfig
 from searchgym.world.noise import NoiseConfig
 
 CFG = TaskConfig(chain_per_hops=8, obfuscated=16, intersection=10, comparison=12)

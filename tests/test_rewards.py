@@ -3,14 +3,8 @@ import random
 import pytest
 
 from searchgym.env.protocol import Action
-from searchgym.env.rewards import (
-    REWARDS,
-    cover_exact_match,
-    exact_match,
-    f1_score,
-    format_ok,
-    normalize_answer,
-)
+from searchgym.env.rewards import REWARDS, cover_exact_match, exact_match, f1_score, format_ok
+from searchgym.text import normalize_answer
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ import torch
 
 from searchgym.env.env import EnvConfig, SearchEnv
 from searchgym.rollout.adapters import to_trl, to_verl
+from searchgym.rollout.episodes import RolloutConfig, rollout
 from searchgym.rollout.hf import HFGenerator
-from searchgym.rollout.rollout import RolloutConfig, rollout
 from test_rollout_common import TASKS, engine, tiny_agent
 
 

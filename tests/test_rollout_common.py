@@ -8,10 +8,10 @@ import functools
 import torch
 
 from searchgym.env.env import EnvConfig, SearchEnv
+from searchgym.env.protocol import PROTOCOL_TAGS
 from searchgym.index.bm25s_engine import Bm25sEngine
 from searchgym.models.tiny import TinyModelConfig, tiny_llama, train_tokenizer
-from searchgym.tasks.types import EvidenceStep, Task
-from searchgym.world.types import Document
+from searchgym.types import Document, EvidenceStep, Task
 
 DOCS = [
     Document(
@@ -71,7 +71,9 @@ def tiny_agent(steps: int = 80):
     """(model, tokenizer): a student-sized Llama trained for `steps` Adam steps on one transcript per task."""
     cfg = EnvConfig(max_turns=4)
     texts = [transcript(t, cfg) for t in TASKS]
-    tok = train_tokenizer(texts * 20 + [d.contents for d in DOCS] * 20, vocab_size=600)
+    tok = train_tokenizer(
+        texts * 20 + [d.contents for d in DOCS] * 20, vocab_size=600, special_tokens=PROTOCOL_TAGS
+    )
     model = tiny_llama(
         tok, TinyModelConfig(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128)
     )

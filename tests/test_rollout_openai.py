@@ -14,10 +14,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from searchgym.env.env import EnvConfig, SearchEnv
+from searchgym.rollout.episodes import RolloutConfig, rollout
 from searchgym.rollout.generate import SamplingParams
 from searchgym.rollout.hf import HFGenerator
 from searchgym.rollout.openai import GenerationServerError, OpenAIGenerator
-from searchgym.rollout.rollout import RolloutConfig, rollout
 from test_rollout_common import TASKS, engine, tiny_agent
 
 

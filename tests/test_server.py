@@ -13,7 +13,7 @@ import uvicorn
 from searchgym.index.build import engine_from_documents
 from searchgym.index.client import HttpSearchEngine, SearchServiceError
 from searchgym.index.server import ServerConfig, create_app
-from searchgym.world.types import Document
+from searchgym.types import Document
 
 DOCS = [
     Document(f"person/{i}", f"https://w/{name.replace(' ', '_')}", name, f"{name} {text}", f"person/{i}")

@@ -10,10 +10,13 @@ from collections import defaultdict
 import pytest
 
 from searchgym.config import ConfigError
-from searchgym.env.rewards import normalize_answer
+from searchgym.pipeline import build_world
+from searchgym.tasks.config import TaskConfig
+from searchgym.tasks.forms import evaluate, form_key
 from searchgym.tasks.store import TaskSetError, load_manifest, load_tasks, save_tasks
-from searchgym.tasks.synth import Draft, Synthesizer, TaskConfig, build_tasks, evaluate, form_key, synthesize
-from searchgym.world.build import WorldConfig, build_world
+from searchgym.tasks.synth import Draft, Synthesizer, build_tasks, synthesize
+from searchgym.text import normalize_answer
+from searchgym.world.build import WorldConfig
 from searchgym.world.noise import NoiseConfig
 from searchgym.world.store import World
 

@@ -6,7 +6,7 @@ import pytest
 
 from searchgym.config import ConfigError
 from searchgym.tasks.curriculum import Curriculum, CurriculumConfig, StageSpec
-from searchgym.tasks.types import EvidenceStep, Task
+from searchgym.types import EvidenceStep, Task
 
 
 def _task(i: int, kind: str, level: int, split: str = "train") -> Task:

@@ -8,9 +8,11 @@ import pytest
 from typer.testing import CliRunner
 
 from searchgym.cli import app
-from searchgym.tasks.export import EXPORTERS, export_tasks, read_back
-from searchgym.tasks.synth import TaskConfig, build_tasks
-from searchgym.world.build import WorldConfig, build_world
+from searchgym.integrations.export import EXPORTERS, export_tasks, read_back
+from searchgym.pipeline import build_world
+from searchgym.tasks.config import TaskConfig
+from searchgym.tasks.synth import build_tasks
+from searchgym.world.build import WorldConfig
 
 CFG = TaskConfig(chain_per_hops=4, obfuscated=8, intersection=5, comparison=6)
 

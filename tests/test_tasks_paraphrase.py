@@ -9,9 +9,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from searchgym.pipeline import build_world
+from searchgym.tasks.config import ParaphraseConfig, TaskConfig
 from searchgym.tasks.paraphrase import ParaphraseError, paraphrase_tasks
-from searchgym.tasks.synth import ParaphraseConfig, TaskConfig, build_tasks
-from searchgym.world.build import WorldConfig, build_world
+from searchgym.tasks.synth import build_tasks
+from searchgym.world.build import WorldConfig
 
 
 class Handler(BaseHTTPRequestHandler):

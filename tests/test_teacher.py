@@ -17,6 +17,7 @@ from searchgym.advantage.teacher import (
     TokenizerMismatch,
     check_same_tokenizer,
 )
+from searchgym.env.protocol import PROTOCOL_TAGS
 from searchgym.models.tiny import TinyModelConfig, tiny_llama, train_tokenizer
 
 CORPUS = [
@@ -28,7 +29,7 @@ CORPUS = [
 
 @pytest.fixture(scope="module")
 def tok():
-    return train_tokenizer(CORPUS, vocab_size=320, min_frequency=1)
+    return train_tokenizer(CORPUS, vocab_size=320, min_frequency=1, special_tokens=PROTOCOL_TAGS)
 
 
 @pytest.fixture(scope="module")
@@ -112,12 +113,16 @@ def test_corrupted_teacher_damages_only_scored_positions(tok, models, rollouts):
 
 
 def test_tokenizer_mismatch_is_refused(tok, models):
-    other = train_tokenizer([s.upper() for s in CORPUS], vocab_size=320, min_frequency=1)
+    other = train_tokenizer(
+        [s.upper() for s in CORPUS], vocab_size=320, min_frequency=1, special_tokens=PROTOCOL_TAGS
+    )
     with pytest.raises(TokenizerMismatch, match="same tokenizer"):
         check_same_tokenizer(tok, other)
     with pytest.raises(TokenizerMismatch):
         HFTeacher(models[1], other, student_tokenizer=tok)
-    same = train_tokenizer(CORPUS, vocab_size=320, min_frequency=1)  # same data -> same vocabulary
+    same = train_tokenizer(
+        CORPUS, vocab_size=320, min_frequency=1, special_tokens=PROTOCOL_TAGS
+    )  # same data -> same vocabulary
     check_same_tokenizer(tok, same)
 
 
@@ -233,6 +238,8 @@ def test_openai_teacher_gives_up_with_teacher_unavailable(server, tok, rollouts,
 
 
 def test_openai_teacher_refuses_mismatched_tokenizer(tok):
-    other = train_tokenizer([s.upper() for s in CORPUS], vocab_size=320, min_frequency=1)
+    other = train_tokenizer(
+        [s.upper() for s in CORPUS], vocab_size=320, min_frequency=1, special_tokens=PROTOCOL_TAGS
+    )
     with pytest.raises(TokenizerMismatch):
         OpenAITeacher("http://127.0.0.1:1", "t", len(tok), tok, other)

@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from searchgym.advantage import trac
-from searchgym.advantage.trac import TRACConfig, WDState
+from searchgym.advantage.config import TRACConfig
+from searchgym.advantage.passrates import load_pass_rates, pass_rate_tensor
+from searchgym.advantage.trac import WDState
 
 
 def test_group_ids_layout_and_explicit_ids():
@@ -238,15 +240,15 @@ def test_config_switches_round_trip_yaml(tmp_path):
 
 def test_load_pass_rates(tmp_path):
     (tmp_path / "pass_rates.json").write_text('{"model": "t", "k": 4, "pass_rates": {"a": 0.25, "b": 1}}')
-    rates = trac.load_pass_rates(tmp_path)
+    rates = load_pass_rates(tmp_path)
     assert rates == {"a": 0.25, "b": 1.0}
-    p = trac.pass_rate_tensor(["b", "zzz", None], rates)
+    p = pass_rate_tensor(["b", "zzz", None], rates)
     assert p[0] == 1.0 and torch.isnan(p[1:]).all()
     (tmp_path / "bad.json").write_text('{"pass_rates": {"a": 3}}')
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        trac.load_pass_rates(tmp_path / "bad.json")
+        load_pass_rates(tmp_path / "bad.json")
     with pytest.raises(FileNotFoundError, match="pass rates"):
-        trac.load_pass_rates(tmp_path / "missing.json")
+        load_pass_rates(tmp_path / "missing.json")
 
 
 def test_config_refuses_out_of_range_values():

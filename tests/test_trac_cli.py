@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from searchgym.advantage.teacher import HFTeacher
 from searchgym.cli import app
+from searchgym.env.protocol import PROTOCOL_TAGS
 from searchgym.models.tiny import TinyModelConfig, tiny_llama, train_tokenizer
 
 CORPUS = ["the capital of norland is vell", "ada was born in london"] * 20
@@ -17,13 +18,15 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
-    tok = train_tokenizer(CORPUS, vocab_size=300, min_frequency=1)
+    tok = train_tokenizer(CORPUS, vocab_size=300, min_frequency=1, special_tokens=PROTOCOL_TAGS)
     model = tiny_llama(
         tok, TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64)
     )
     model.save_pretrained(root / "teacher")
     tok.save_pretrained(root / "teacher")
-    other = train_tokenizer([c.upper() for c in CORPUS], vocab_size=300, min_frequency=1)
+    other = train_tokenizer(
+        [c.upper() for c in CORPUS], vocab_size=300, min_frequency=1, special_tokens=PROTOCOL_TAGS
+    )
     other.save_pretrained(root / "other")
     return root, tok, model
 
@@ -103,7 +106,7 @@ def test_cli_import_stays_light():
     import subprocess
     import sys
 
-    code = "import sys, searchgym.advantage.cli; print('torch' in sys.modules)"
+    code = "import sys, searchgym.cli.trac; print('torch' in sys.modules)"
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
     )

@@ -7,8 +7,9 @@ import torch
 from datasets import Dataset
 from trl import GRPOConfig
 
+from searchgym.advantage.config import TRACConfig
 from searchgym.advantage.teacher import HFTeacher, OpenAITeacher, TokenizerMismatch
-from searchgym.advantage.trac import TRACConfig
+from searchgym.env.protocol import PROTOCOL_TAGS
 from searchgym.models.tiny import TinyModelConfig, tiny_llama, train_tokenizer
 from searchgym.trainer.trac_grpo import TRACGRPOTrainer
 
@@ -23,7 +24,7 @@ def odd_length(completions, **kwargs):
 
 @pytest.fixture(scope="module")
 def tok():
-    return train_tokenizer(CORPUS, vocab_size=320, min_frequency=1)
+    return train_tokenizer(CORPUS, vocab_size=320, min_frequency=1, special_tokens=PROTOCOL_TAGS)
 
 
 def make_trainer(tok, tmp_path, estimator, teacher_kind="hf", steps=2):
@@ -170,7 +171,9 @@ def test_rollout_func_env_mask_keeps_observations_free_of_teacher_reward(tok, tm
 
 
 def test_teacher_with_another_tokenizer_is_refused(tok, tmp_path):
-    other = train_tokenizer([c.upper() for c in CORPUS], vocab_size=320, min_frequency=1)
+    other = train_tokenizer(
+        [c.upper() for c in CORPUS], vocab_size=320, min_frequency=1, special_tokens=PROTOCOL_TAGS
+    )
     teacher = HFTeacher(tiny_llama(other, TinyModelConfig(**SMALL)), other)  # no student tokenizer given here
     with pytest.raises(TokenizerMismatch, match="same tokenizer"):
         TRACGRPOTrainer(

@@ -38,13 +38,15 @@ TINY = {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "
 def setup(tmp_path_factory):
     """A tiny world with a 4-task training set and a student SFT-overfit on those tasks' oracle transcripts:
     sampled rollouts then succeed sometimes, so groups have reward variance and GRPO has a gradient."""
+    from searchgym.agents.oracle import Oracle, save_transcripts
     from searchgym.env.env import EnvConfig
     from searchgym.index.build import build_index, load_engine
-    from searchgym.tasks.oracle import Oracle, save_transcripts
+    from searchgym.pipeline import build_world
+    from searchgym.tasks.config import TaskConfig
     from searchgym.tasks.store import save_tasks
-    from searchgym.tasks.synth import TaskConfig, build_tasks
+    from searchgym.tasks.synth import build_tasks
     from searchgym.trainer.sft import SFTRunConfig, run_sft
-    from searchgym.world.build import WorldConfig, build_world
+    from searchgym.world.build import WorldConfig
 
     torch.set_num_threads(1)  # tiny matmuls: threads only contend on a shared 2-core machine
     root = tmp_path_factory.mktemp("train")

@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from searchgym.index.build import build_index, engine_from_documents, load_engine
-from searchgym.world.build import WorldConfig, build_world
+from searchgym.pipeline import build_world
+from searchgym.world.build import WorldConfig
 from searchgym.world.store import World
 from searchgym.world.verify import CHECKS, verify_world
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from searchgym.world.build import WorldConfig, build_world
+from searchgym.pipeline import build_world
+from searchgym.world.build import WorldConfig
 from searchgym.world.corpus import url_for
-from searchgym.world.names import NameRegistry, fold
+from searchgym.world.names import NameRegistry, name_key
 from searchgym.world.noise import NoiseConfig
 from searchgym.world.schema import SchemaError, load_schema, parse_schema
 from searchgym.world.store import World
@@ -87,7 +88,7 @@ def test_name_registry_refuses_traps_and_folded_duplicates():
 
 
 def test_names_unique_and_no_substring_traps(world):
-    folded = [fold(e.name) for e in world.entities.values()]
+    folded = [name_key(e.name) for e in world.entities.values()]
     assert len(set(folded)) == len(folded)
     names = set(folded)
     for f in folded:
@@ -214,7 +215,7 @@ def test_same_bytes_across_processes_and_hash_seeds(tmp_path: Path):
     import sys
 
     code = (
-        "import sys; from searchgym.world.build import WorldConfig, build_world; "
+        "import sys; from searchgym.pipeline import build_world; from searchgym.world.build import WorldConfig; "
         "build_world(WorldConfig(seed=11, num_entities=500, verify=False), sys.argv[1], progress=False)"
     )
     for h in ("1", "2"):

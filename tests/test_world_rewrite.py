@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from searchgym.world.build import WorldConfig, build_world
+from searchgym.pipeline import build_world
+from searchgym.world.build import WorldConfig
 from searchgym.world.rewrite import RewriteConfig, RewriteError
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from searchgym.world.build import WorldConfig, build_world
-from searchgym.world.names import fold
+from searchgym.pipeline import build_world
+from searchgym.world.build import WorldConfig
+from searchgym.world.names import name_key
 from searchgym.world.noise import NoiseConfig
 from searchgym.world.store import World, WorldError, find_entity
 
@@ -103,10 +104,10 @@ def test_noise_recorded_and_marked_contradicted(tmp_path: Path):
         else:
             primary += 1
     assert primary == round(0.05 * len(w.edges)) and len(distractors) == 35
-    real = {fold(x.name) for x in w.entities.values()}
+    real = {name_key(x.name) for x in w.entities.values()}
     for r in distractors:
         d = by_id[r["doc"]]
-        assert d.entity is None and fold(d.title) not in real and d.text.startswith(r["sentence"])
+        assert d.entity is None and name_key(d.title) not in real and d.text.startswith(r["sentence"])
     clean = [e for e in w.edges if e.id not in {r["edge"] for r in conflicts}]
     assert sum(e.verified for e in clean) > 0.9 * len(clean)
 

@@ -14,9 +14,9 @@ _EXPORTS = {
     "TRACBatch": "estimators",
     "compute_advantages": "estimators",
     "register_estimator": "estimators",
-    "TRACConfig": "trac",
+    "TRACConfig": "config",
     "WDState": "trac",
-    "load_pass_rates": "trac",
+    "load_pass_rates": "passrates",
 }
 __all__ = sorted(_EXPORTS)
 

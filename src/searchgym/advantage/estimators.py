@@ -17,7 +17,8 @@ from collections.abc import Callable
 import torch
 
 from searchgym.advantage import trac
-from searchgym.advantage.trac import TRACConfig, WDState
+from searchgym.advantage.config import TRACConfig
+from searchgym.advantage.trac import WDState
 from searchgym.registry import registrar
 
 

@@ -14,56 +14,9 @@ written out in docs/trac.md (PAPERS.md part B). Shapes used throughout:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-from pathlib import Path
-from typing import Literal
 
 import torch
-
-from searchgym.config import ConfigError, YamlConfig
-
-
-@dataclasses.dataclass
-class TRACConfig(YamlConfig):
-    """Every factor of TRAC-GRPO is a switch here; defaults are [ours] unless docs/trac.md says otherwise."""
-
-    estimator: str = "trac"  # grpo | trac | uncalibrated | reward_mix | distill (see estimators.ESTIMATORS)
-    lam: float = 0.1  # lambda: weight of the teacher term (sweep 0.05-0.5)
-    clip: float = 5.0  # c: raw token reward clipped to [-c, c]
-    normalize: bool = True  # group normalisation of the token reward over valid tokens
-    norm_eps: float = 1e-6
-    outcome_scale: bool = True  # divide A_i by the group std (TRL scale_rewards="group")
-    outcome_eps: float = 1e-4  # same epsilon as TRL, so estimator "grpo" equals TRL's advantages
-    success_threshold: float = 0.5  # R_i >= threshold counts as a correct rollout (w_D, relative w_P)
-    use_wp: bool = True
-    wp_variant: Literal["pass_rate", "hard_gate", "relative"] = "pass_rate"
-    wp_tau: float = 0.5  # hard gate: w_P = 1 if pass rate >= tau
-    wp_unknown: float = 1.0  # w_P when the prompt has no cached teacher pass rate
-    use_wd: bool = True
-    wd_variant: Literal["auc", "agreement"] = "auc"
-    wd_window: int = 32  # running average over this many recent mixed groups
-    wd_init: float = 0.5  # running average before any mixed group was seen
-    use_wc: bool = True
-    wc_variant: Literal["entropy", "exp", "max_prob"] = "entropy"
-    wc_tau: float = 1.0  # temperature of the "exp" variant
-    clamp_eta: float | None = None  # sign-preserving clamp of the teacher term to +-eta*|A_i|; None = off
-
-    def __post_init__(self) -> None:
-        positive = {"clip": self.clip, "wc_tau": self.wc_tau, "wd_window": self.wd_window}
-        bad = [f"{k}={v}" for k, v in positive.items() if not v > 0]
-        bad += [
-            f"{k}={v}"
-            for k, v in {"wd_init": self.wd_init, "wp_unknown": self.wp_unknown}.items()
-            if not 0 <= v <= 1
-        ]
-        if self.clamp_eta is not None and self.clamp_eta < 0:
-            bad.append(f"clamp_eta={self.clamp_eta}")
-        if bad:
-            raise ConfigError(
-                f"TRACConfig: {', '.join(bad)} out of range (clip, wc_tau, wd_window > 0; wd_init, wp_unknown in "
-                "[0, 1]; clamp_eta >= 0 or null)"
-            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,32 +250,3 @@ def trac_advantage(
         bound = clamp_eta * outcome.abs()[:, None]
         term = torch.maximum(torch.minimum(term, bound), -bound)
     return outcome[:, None].float() + term
-
-
-# ----------------------------------------------------------------------------------------------- pass rates
-
-
-def load_pass_rates(path: str | Path) -> dict[str, float]:
-    """Read `<taskset_dir>/pass_rates.json` = {"model", "k", "pass_rates": {task_id: rate}}."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "pass_rates.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found; compute the teacher pass rates first (see docs/trac.md)")
-    try:
-        data = json.loads(path.read_text())
-        rates = {str(k): float(v) for k, v in data["pass_rates"].items()}
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ValueError(f"{path}: expected {{'model', 'k', 'pass_rates': {{task_id: rate}}}} ({e})") from e
-    bad = {k: v for k, v in rates.items() if not 0.0 <= v <= 1.0}
-    if bad:
-        raise ValueError(f"{path}: pass rates must lie in [0, 1]; got {dict(list(bad.items())[:3])}")
-    return rates
-
-
-def pass_rate_tensor(task_ids: list[str | None], rates: dict[str, float] | None) -> torch.Tensor:
-    """(B,) pass rate per rollout, NaN where the task has no cached rate."""
-    rates = rates or {}
-    return torch.tensor(
-        [rates.get(str(t), float("nan")) if t is not None else float("nan") for t in task_ids]
-    )

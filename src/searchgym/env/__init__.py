@@ -2,14 +2,7 @@
 
 from searchgym.env.env import BatchEnv, EnvConfig, SearchEnv, step_batch
 from searchgym.env.protocol import JSON_STOP_STRINGS, STOP_STRINGS, Action, parse_action, stop_strings
-from searchgym.env.rewards import (
-    REWARDS,
-    cover_exact_match,
-    exact_match,
-    f1_score,
-    format_ok,
-    normalize_answer,
-)
+from searchgym.env.rewards import REWARDS, cover_exact_match, exact_match, f1_score, format_ok
 
 __all__ = [
     "JSON_STOP_STRINGS",
@@ -23,7 +16,6 @@ __all__ = [
     "exact_match",
     "f1_score",
     "format_ok",
-    "normalize_answer",
     "parse_action",
     "step_batch",
     "stop_strings",

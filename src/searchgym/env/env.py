@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from searchgym.config import ConfigError, YamlConfig
-from searchgym.env.observe import SNIPPETS, render_error, render_page, render_search, wrap
+from searchgym.env.observe import SNIPPETS, paginate, render_error, render_page, render_search, wrap
 from searchgym.env.prompts import JSON_USER_PROMPT, PROMPTS
 from searchgym.env.protocol import PROTOCOLS, Action, parse_action, stop_strings
 from searchgym.env.rewards import REWARDS, format_ok
 from searchgym.env.tools import TOOL_SCHEMAS
-from searchgym.index.base import SearchEngine, SearchHit, paginate
-from searchgym.tasks.types import Task
+from searchgym.index.base import SearchEngine
+from searchgym.types import SearchHit, Task
 
 StepResult = tuple[str, float, bool, dict[str, Any]]
 

@@ -6,14 +6,55 @@ import math
 import re
 from collections.abc import Sequence
 
-from searchgym.index.base import SearchHit
-from searchgym.world.types import Document
+from searchgym.types import Document, SearchHit
 
 
 def cut(text: str, limit: int) -> str:
     """`text` cut to at most `limit` characters (an ellipsis marks the cut)."""
     text = text.strip()
     return text if len(text) <= limit else text[: max(limit - 1, 0)].rstrip() + "…"
+
+
+# Break points from coarse to fine: paragraph, line, sentence end, word; the separator stays on the left piece.
+_BREAKS = (
+    re.compile(r"(?<=\n\n)"),
+    re.compile(r"(?<=\n)"),
+    re.compile(r"(?<=[.!?] )"),
+    re.compile(r"(?<= )"),
+)
+
+
+def paginate(text: str, page_chars: int) -> list[str]:
+    """Split `text` into pages of at most `page_chars` characters, at paragraph, sentence or word boundaries
+    where possible. Joining the pages gives back `text` exactly; there is always at least one page."""
+    if page_chars < 1:
+        raise ValueError(f"page_chars must be >= 1, got {page_chars}")
+    if len(text) <= page_chars:
+        return [text]
+    pages: list[str] = []
+    _pack(text, page_chars, 0, pages)
+    return pages
+
+
+def _pack(text: str, limit: int, level: int, pages: list[str]) -> None:
+    if level == len(_BREAKS):
+        pages.extend(text[i : i + limit] for i in range(0, len(text), limit))
+        return
+    current = ""
+    for piece in _BREAKS[level].split(text):
+        if len(current) + len(piece) <= limit:
+            current += piece
+            continue
+        if current:
+            pages.append(current)
+            current = ""
+        if len(piece) <= limit:
+            current = piece
+        else:
+            _pack(piece, limit, level + 1, pages)
+            current = pages.pop()  # the tail of a split piece may still share a page with what follows
+    if current:
+        pages.append(current)
 
 
 SNIPPETS = ("lead", "best")
@@ -84,7 +125,7 @@ def render_search(hits: Sequence[SearchHit], doc_chars: int, snippet: str = "lea
 
 
 def render_page(doc: Document, page: int, pages: Sequence[str]) -> str:
-    """One part (1-based) of a page split by `searchgym.index.base.paginate`."""
+    """One part (1-based) of a page split by `paginate`."""
     more = (
         f"\n(Part {page} of {len(pages)}; ask for part {page + 1} to read on.)" if page < len(pages) else ""
     )

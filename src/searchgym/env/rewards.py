@@ -7,22 +7,11 @@ normalisation (lower case, no punctuation, no articles, single spaces) and keeps
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-
-
-def normalize_answer(text: str) -> str:
-    """Case-fold, NFKC, drop punctuation and symbols, drop English articles, collapse whitespace."""
-    text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
-    text = "".join(
-        ch for ch in text if not unicodedata.category(ch).startswith(("P", "S", "C")) or ch in " \t\n"
-    )
-    return " ".join(_ARTICLES.sub(" ", text).split())
+from searchgym.text import normalize_answer
 
 
 def _golds(golds: str | Sequence[str]) -> list[str]:

@@ -19,9 +19,9 @@ from searchgym.config import ConfigError, YamlConfig
 from searchgym.env.env import EnvConfig, SearchEnv
 from searchgym.index.base import SearchEngine
 from searchgym.io import read_jsonl
+from searchgym.rollout.episodes import RolloutConfig, rollout
 from searchgym.rollout.generate import Generator
-from searchgym.rollout.rollout import RolloutConfig, rollout
-from searchgym.tasks.types import Task
+from searchgym.types import Task
 
 SCORES = ("reward", "em", "f1", "cover_em")
 ACTIONS = ("turns", "searches", "accesses")

@@ -1,73 +1,19 @@
-"""The search contract every backend and the HTTP client implement.
+"""The search contract every backend and the HTTP client implement, and the backend registry.
 
 An agent acts through two tools: `search(query, k)` returns ranked hits, `access(url)` returns a page.
-Backends register by name (`@register_engine("bm25s")`) so configs pick one with a string.
+Backends that live in a world's index directory subclass `IndexBackend` and are registered by name with the module
+that defines them (`BACKENDS`), so a config picks one with a string and the module is imported on first use.
 """
 
 from __future__ import annotations
 
-import re
+import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
 
-from searchgym.registry import registrar
-from searchgym.world.types import Document
-
-
-@dataclass(frozen=True)
-class SearchHit:
-    doc_id: str
-    url: str
-    title: str
-    text: str  # full article text; renderers cut it to the observation budget
-    score: float
-
-    @property
-    def contents(self) -> str:
-        return f"{self.title}\n{self.text}"
-
-
-# Break points from coarse to fine: paragraph, line, sentence end, word; the separator stays on the left piece.
-_BREAKS = (
-    re.compile(r"(?<=\n\n)"),
-    re.compile(r"(?<=\n)"),
-    re.compile(r"(?<=[.!?] )"),
-    re.compile(r"(?<= )"),
-)
-
-
-def paginate(text: str, page_chars: int) -> list[str]:
-    """Split `text` into pages of at most `page_chars` characters, at paragraph, sentence or word boundaries
-    where possible. Joining the pages gives back `text` exactly; there is always at least one page."""
-    if page_chars < 1:
-        raise ValueError(f"page_chars must be >= 1, got {page_chars}")
-    if len(text) <= page_chars:
-        return [text]
-    pages: list[str] = []
-    _pack(text, page_chars, 0, pages)
-    return pages
-
-
-def _pack(text: str, limit: int, level: int, pages: list[str]) -> None:
-    if level == len(_BREAKS):
-        pages.extend(text[i : i + limit] for i in range(0, len(text), limit))
-        return
-    current = ""
-    for piece in _BREAKS[level].split(text):
-        if len(current) + len(piece) <= limit:
-            current += piece
-            continue
-        if current:
-            pages.append(current)
-            current = ""
-        if len(piece) <= limit:
-            current = piece
-        else:
-            _pack(piece, limit, level + 1, pages)
-            current = pages.pop()  # the tail of a split piece may still share a page with what follows
-    if current:
-        pages.append(current)
+from searchgym.config import YamlConfig
+from searchgym.types import Document, SearchHit
 
 
 class SearchEngine(ABC):
@@ -85,11 +31,51 @@ class SearchEngine(ABC):
     def access(self, url: str) -> Document | None:
         """The document at `url`, or None if the URL is not in the corpus."""
 
+    def __len__(self) -> int:
+        """Number of documents (0 when unknown, e.g. a remote service)."""
+        return 0
+
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
 
 
-ENGINES: dict[str, Callable[..., SearchEngine]] = {}
+class IndexBackend(SearchEngine):
+    """A search engine with an on-disk index: built once into a directory, loaded fast."""
+
+    config_class: type[YamlConfig]
+
+    @classmethod
+    @abstractmethod
+    def from_documents(cls, docs: list[Document], config: Any = None) -> Self:
+        """An in-memory engine over `docs`."""
+
+    @classmethod
+    @abstractmethod
+    def build_into(cls, docs: list[Document], directory: Path, config: Any = None) -> None:
+        """Build the index over `docs` and write its files into `directory` (which exists and is empty)."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, directory: Path, **overrides: Any) -> Self:
+        """Open an index written by `build_into`; `overrides` change config fields (e.g. fuzzy=False)."""
 
 
-register_engine = registrar(ENGINES, "search engine")
+# name -> "module:Class"; the module is imported when the backend is first asked for
+BACKENDS: dict[str, str] = {
+    "bm25s": "searchgym.index.bm25s_engine:Bm25sEngine",
+    "tantivy": "searchgym.index.tantivy_engine:TantivyEngine",
+}
+
+
+def register_backend(name: str, target: str) -> None:
+    """Register a backend class by its import path, e.g. register_backend("mine", "mypkg.engine:MyEngine")."""
+    if name in BACKENDS and BACKENDS[name] != target:
+        raise ValueError(f"search backend {name!r} is already registered as {BACKENDS[name]}")
+    BACKENDS[name] = target
+
+
+def backend_class(name: str) -> type[IndexBackend]:
+    if name not in BACKENDS:
+        raise ValueError(f"unknown search backend {name!r}; choose one of {sorted(BACKENDS)}")
+    module, _, attr = BACKENDS[name].partition(":")
+    return getattr(importlib.import_module(module), attr)

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from searchgym.config import YamlConfig
-from searchgym.index.base import SearchEngine, SearchHit, register_engine
+from searchgym.index.base import IndexBackend
 from searchgym.index.docstore import DocStore
 from searchgym.index.text import FuzzyVocab, Tokenizer
 from searchgym.io import write_json
-from searchgym.world.types import Document
+from searchgym.types import Document, SearchHit
 
 FIRST_DEPTH = 64  # documents taken from the top of each long posting list on the first pass
 DENSE_FRACTION = 0.2  # above this many candidates per document, scoring densely over the corpus is cheaper
@@ -38,8 +38,8 @@ class Bm25sConfig(YamlConfig):
     )
 
 
-@register_engine("bm25s")
-class Bm25sEngine(SearchEngine):
+class Bm25sEngine(IndexBackend):
+    name = "bm25s"
     config_class = Bm25sConfig
 
     def __init__(self, store: DocStore, vocab: list[str], data, indices, indptr, impact, config: Bm25sConfig):
@@ -167,6 +167,9 @@ class Bm25sEngine(SearchEngine):
             pos = np.minimum(np.searchsorted(docs, cands), len(docs) - 1)
             scores += np.where(docs[pos] == cands, weights[pos], 0.0) * c
         return scores
+
+    def __len__(self) -> int:
+        return len(self.store)
 
     def access(self, url: str) -> Document | None:
         return self.store.access(url)

@@ -6,20 +6,18 @@ sha256 of the corpus.jsonl it was built from. Loading compares that hash with th
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from pathlib import Path
 
 from searchgym import __version__
-from searchgym.index.base import ENGINES, SearchEngine
+from searchgym.index.base import IndexBackend, SearchEngine, backend_class
 from searchgym.io import atomic_dir, read_jsonl, sha256_file, write_json
-from searchgym.world.types import Document
+from searchgym.types import Document
 
 # Chosen by bench/bench_search.py on a 100k-document world: bm25s (our exact numpy top-k) answers single
 # queries faster than tantivy (median 0.11 ms vs 0.25 ms) and verifies edges faster; see docs/search.md.
 DEFAULT_BACKEND = "bm25s"
-BACKEND_MODULES = {"bm25s": "searchgym.index.bm25s_engine", "tantivy": "searchgym.index.tantivy_engine"}
 INDEX_FORMAT = 2
 
 
@@ -35,13 +33,8 @@ class StaleIndexError(SearchIndexError):
     pass
 
 
-def engine_class(backend: str | None) -> type:
-    backend = backend or DEFAULT_BACKEND
-    if backend in BACKEND_MODULES:
-        importlib.import_module(BACKEND_MODULES[backend])
-    if backend not in ENGINES:
-        raise ValueError(f"unknown search backend {backend!r}; choose one of {sorted(BACKEND_MODULES)}")
-    return ENGINES[backend]
+def engine_class(backend: str | None) -> type[IndexBackend]:
+    return backend_class(backend or DEFAULT_BACKEND)
 
 
 def _build_command(world_dir: Path, backend: str) -> str:

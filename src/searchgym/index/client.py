@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from searchgym.index.base import SearchEngine, SearchHit
-from searchgym.world.types import Document
+from searchgym.index.base import SearchEngine
+from searchgym.types import Document, SearchHit
 
 
 class SearchServiceError(RuntimeError):

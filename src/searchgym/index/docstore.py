@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from searchgym.index.base import SearchHit
 from searchgym.io import atomic_write_bytes, atomic_write_text
-from searchgym.world.types import Document
+from searchgym.types import Document, SearchHit
 
 
 class DocStore:

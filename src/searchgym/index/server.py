@@ -20,7 +20,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from searchgym.config import YamlConfig
-from searchgym.index.base import SearchEngine, SearchHit
+from searchgym.index.base import SearchEngine
+from searchgym.types import SearchHit
 
 
 @dataclass
@@ -93,7 +94,7 @@ def create_app(engine: SearchEngine, config: ServerConfig | None = None) -> Fast
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "backend": engine.name, "num_docs": len(getattr(engine, "store", ()))}
+        return {"status": "ok", "backend": engine.name, "num_docs": len(engine)}
 
     @app.post("/retrieve")
     async def retrieve(request: Request) -> JSONResponse:

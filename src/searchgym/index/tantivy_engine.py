@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from searchgym.config import YamlConfig
-from searchgym.index.base import SearchEngine, SearchHit, register_engine
+from searchgym.index.base import IndexBackend
 from searchgym.index.docstore import DocStore
 from searchgym.index.text import Tokenizer
 from searchgym.io import write_json
-from searchgym.world.types import Document
+from searchgym.types import Document, SearchHit
 
 
 @dataclass
@@ -40,8 +40,8 @@ def _schema():
     return b.build()
 
 
-@register_engine("tantivy")
-class TantivyEngine(SearchEngine):
+class TantivyEngine(IndexBackend):
+    name = "tantivy"
     config_class = TantivyConfig
 
     def __init__(self, store: DocStore, index, config: TantivyConfig):
@@ -114,6 +114,9 @@ class TantivyEngine(SearchEngine):
             return []
         positions = self.searcher.fast_field_values("idx", [addr for _, addr in hits])
         return [self.store.hit(int(i), score) for (score, _), i in zip(hits, positions, strict=True)]
+
+    def __len__(self) -> int:
+        return len(self.store)
 
     def access(self, url: str) -> Document | None:
         return self.store.access(url)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from searchgym.config import ConfigError, YamlConfig
-from searchgym.env.protocol import PROTOCOL_TAGS
 
 if TYPE_CHECKING:
     from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
@@ -29,10 +28,11 @@ CHAT_TEMPLATE = (
 def train_tokenizer(
     texts: Iterable[str],
     vocab_size: int = 4096,
-    special_tokens: Iterable[str] = PROTOCOL_TAGS,
+    special_tokens: Iterable[str] = (),
     min_frequency: int = 2,
 ) -> PreTrainedTokenizerFast:
-    """Train a byte-level BPE tokenizer on `texts`; protocol tags become single tokens kept on decode."""
+    """Train a byte-level BPE tokenizer on `texts`; `special_tokens` (e.g. the env's protocol tags) become single
+    tokens kept on decode."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from searchgym.rollout.rollout import Trajectory
+from searchgym.rollout.episodes import Trajectory
 
 
 def to_trl(trajs: Sequence[Trajectory]) -> dict[str, list[Any]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from searchgym.config import ConfigError, YamlConfig
-from searchgym.tasks.types import Task
+from searchgym.types import Task
 
 
 @dataclass

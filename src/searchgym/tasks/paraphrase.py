@@ -14,8 +14,9 @@ from typing import Any
 
 import httpx
 
-from searchgym.env.rewards import normalize_answer
-from searchgym.tasks.types import Task
+from searchgym.tasks.config import ParaphraseConfig
+from searchgym.text import normalize_answer
+from searchgym.types import Task
 
 SYSTEM = (
     "Rewrite the user's question so it reads naturally, with different wording. Keep every proper name, number "
@@ -27,7 +28,7 @@ class ParaphraseError(RuntimeError):
     """The endpoint could not be reached or answered with something unusable."""
 
 
-def rewrite(client: httpx.Client, cfg: Any, question: str) -> str:
+def rewrite(client: httpx.Client, cfg: ParaphraseConfig, question: str) -> str:
     body = {
         "model": cfg.model,
         "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}],
@@ -58,7 +59,9 @@ def problems(task: Task, text: str, names: list[str]) -> list[str]:
     return out
 
 
-def paraphrase_tasks(tasks: list[Task], world: Any, cfg: Any, progress: bool = False) -> list[Task]:
+def paraphrase_tasks(
+    tasks: list[Task], world: Any, cfg: ParaphraseConfig, progress: bool = False
+) -> list[Task]:
     """Rewrite every question through the endpoint; keeps the template question where the check fails."""
     key = os.environ.get(cfg.api_key_env, "")
     headers = {"Authorization": f"Bearer {key}"} if key else {}

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from searchgym.io import atomic_dir, read_jsonl, sha256_file, write_json, write_jsonl
-from searchgym.tasks.types import Task
+from searchgym.types import Task
 
 FORMAT_VERSION = 1
 

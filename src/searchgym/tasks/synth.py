@@ -1,277 +1,33 @@
 """Task synthesis on the verified graph, with every answer re-derived symbolically.
 
-Each task carries a *logical form* (in `meta["form"]`), a small JSON expression over the graph:
-
-    {"entity": id}                                   a named entity
-    {"hop": relation, "of": F}                       follow a relation from its holder to the other end
-    {"find": type, "where": [C, ...]}                the entities of `type` meeting every constraint C:
-        {"rel": relation, "to": F}                   its `relation` leads to F
-        {"attr": name, "value": v}                   its attribute equals v
-    {"compare": attr, "pick": "lower"|"higher", "of": [F, F]}
-
-`evaluate(form, graph)` returns the set of answer entities. A task is kept only if that set is exactly
+Each task carries a logical form (`searchgym.tasks.forms`). A task is kept only if `evaluate(form)` is exactly
 {answer} on the verified graph AND on the full graph (unverified edges and the claims of planted conflicting
-statements included), and every evidence edge is verified. Questions come from templates (`templates.py`); splits from a hash of (start entity, relation path).
+statements included), and every evidence edge is verified. Questions come from templates (`templates.py`); splits
+from a hash of the start entity.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import json
 import random
-import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from searchgym.config import ConfigError, YamlConfig
-from searchgym.env.rewards import normalize_answer
 from searchgym.tasks import templates as T
-from searchgym.tasks.types import EvidenceStep, Task
-
-TYPES = ("chain", "obfuscated", "intersection", "comparison")
-MAX_LEVEL = 5
-# short forms people use for a name; an alias is kept only when unambiguous (see Aliases)
-NAME_PREFIXES = frozenset(
-    ("Dr.", "Prof.", "Sir", "Dame", "Lady", "Lord", "Mr.", "Mrs.", "Ms.", "University of")
+from searchgym.tasks.aliases import Aliases, value_aliases
+from searchgym.tasks.config import TaskConfig, level_of
+from searchgym.tasks.forms import (
+    Graph,
+    attribute_specs,
+    evaluate,
+    form_key,
+    named_entities,
+    relation_specs,
+    type_nouns,
 )
-NAME_SUFFIXES = frozenset(
-    "Inc.|Ltd.|LLC|Corp.|Corporation|plc|Group|Holdings|Industries|Dynamics|Systems|Labs|Works|Foods|Motors|Media|"
-    "Energy|Society|Foundation|Council|League|Association|Trust|Alliance|University|Institute of Technology".split(
-        "|"
-    )
-)
-
-
-@dataclass
-class ParaphraseConfig(YamlConfig):
-    """Optional rewrite of every question by an LLM behind an OpenAI-compatible endpoint (off by default)."""
-
-    enabled: bool = False
-    base_url: str = "http://127.0.0.1:8000/v1"
-    model: str = "default"
-    api_key_env: str = (
-        "OPENAI_API_KEY"  # name of the env var holding the key; empty key is fine for local servers
-    )
-    temperature: float = 0.7
-    timeout_s: float = 30.0
-    max_retries: int = 2
-
-
-@dataclass
-class TaskConfig(YamlConfig):
-    seed: int = 0
-    max_hops: int = 5  # longest chain; the issue asks for at least 5
-    chain_per_hops: int = 200  # chains for each hop count 1..max_hops
-    attribute_answer_fraction: float = 0.2  # share of chains whose last hop asks for an attribute value
-    obfuscated: int = 300
-    intersection: int = 300
-    comparison: int = 300
-    comparison_hop_fraction: float = (
-        0.5  # share of comparisons whose operands are 1-hop descriptions (level 4)
-    )
-    max_anchor_candidates: int = (
-        10  # an obfuscated start's anchor may hold the relation for at most this many
-    )
-    attempts_per_task: int = 40  # sampling attempts budget per requested task before giving up on a type
-    splits: dict[str, float] = field(default_factory=lambda: {"train": 0.8, "dev": 0.1, "test": 0.1})
-    paraphrase: ParaphraseConfig = field(default_factory=ParaphraseConfig)
-
-    def validate(self) -> None:
-        if self.max_hops < 1:
-            raise ConfigError(f"max_hops={self.max_hops}: must be at least 1")
-        if not self.splits or any(v < 0 for v in self.splits.values()) or sum(self.splits.values()) <= 0:
-            raise ConfigError(f"splits={self.splits}: give non-negative ratios with a positive sum")
-        for name in ("comparison_hop_fraction", "attribute_answer_fraction"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ConfigError(f"{name}={getattr(self, name)}: must be in [0, 1]")
-
-
-def level_of(task_type: str, variant: int) -> int:
-    """Difficulty level (see docs/tasks.md). `variant`: chain hops; obfuscated hops after the hidden start;
-    comparison 0 = named operands, 1 = 1-hop operands; intersection: number of constraints."""
-    if task_type == "chain":
-        return min(variant, MAX_LEVEL)
-    if task_type == "obfuscated":
-        return min(2 + variant, MAX_LEVEL)
-    if task_type == "intersection":
-        return min(1 + variant, MAX_LEVEL)
-    if task_type == "comparison":
-        return 3 + variant
-    raise ValueError(f"unknown task type {task_type!r}; known: {TYPES}")
-
-
-# ---------------------------------------------------------------- schema access
-
-
-def relation_specs(schema: Any) -> dict[str, Any]:
-    return {r.name: r for r in schema.relations}
-
-
-def attribute_specs(schema: Any) -> dict[str, dict[str, Any]]:
-    """entity type -> attribute name -> AttributeSpec."""
-    return {t.name: {a.name: a for a in t.attributes} for t in schema.entity_types}
-
-
-def type_nouns(schema: Any) -> dict[str, str]:
-    return {t.name: t.noun or T.type_noun(t.name) for t in schema.entity_types}
-
-
-# ---------------------------------------------------------------- graph and evaluation
-
-
-class Graph:
-    """Functional hops over one edge set: holder --relation--> other end. The full graph (verified_only=False)
-    also holds the claims of the corpus's conflicting statements (noise.jsonl, edge id -1)."""
-
-    def __init__(self, world: Any, relations: dict[str, Any], verified_only: bool):
-        self.hop: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
-        self.holders: dict[tuple[str, str], list[str]] = defaultdict(list)
-        self.out: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
-        target_holds = {n for n, s in relations.items() if s.holder == "target"}
-        for e in world.edges:
-            if (verified_only and not e.verified) or e.relation not in relations:
-                continue
-            h, o = (e.target, e.source) if e.relation in target_holds else (e.source, e.target)
-            self.hop[(h, e.relation)].append((o, e.id))
-            self.holders[(e.relation, o)].append(h)
-            self.out[h].append((e.relation, o, e.id))
-        if not verified_only:  # a conflicting statement planted in the corpus counts as a claimed edge too
-            by_id = {e.id: e for e in world.edges}
-            for rec in getattr(world, "noise", ()):
-                e = by_id.get(rec.get("edge")) if rec.get("kind") == "conflict" else None
-                if e is None or e.relation not in relations or rec["doc"] not in world.entities:
-                    continue
-                h = e.target if e.relation in target_holds else e.source
-                self.hop[(h, e.relation)].append((rec["doc"], -1))
-                self.holders[(e.relation, rec["doc"])].append(h)
-        self.entities = world.entities
-        self.attrs = attribute_specs(world.schema)
-
-    def sort_key(self, eid: str, attr: str) -> float | None:
-        e = self.entities[eid]
-        spec = self.attrs.get(e.type, {}).get(attr)
-        return None if spec is None or attr not in e.attrs else spec.sort_key(e.attrs[attr])
-
-
-def evaluate(form: dict[str, Any], g: Graph) -> frozenset[str]:
-    """All entities the form denotes on graph `g` (attributes come from the entities themselves)."""
-    if "entity" in form:
-        return frozenset([form["entity"]]) if form["entity"] in g.entities else frozenset()
-    if "hop" in form:
-        return frozenset(o for x in evaluate(form["of"], g) for o, _ in g.hop.get((x, form["hop"]), ()))
-    if "find" in form:
-        found: set[str] | None = None
-        for c in form["where"]:
-            if "rel" in c:
-                sat = {h for y in evaluate(c["to"], g) for h in g.holders.get((c["rel"], y), ())}
-            else:
-                pool = found if found is not None else (e.id for e in g.entities.values())
-                sat = {x for x in pool if g.entities[x].attrs.get(c["attr"]) == c["value"]}
-            found = sat if found is None else found & sat
-        return frozenset(x for x in found or () if g.entities[x].type == form["find"])
-    if "attr" in form:  # the value (as articles write it) of an attribute of the entities denoted
-        out = set()
-        for x in evaluate(form["of"], g):
-            spec = g.attrs.get(g.entities[x].type, {}).get(form["attr"])
-            if spec is not None and form["attr"] in g.entities[x].attrs:
-                out.add(spec.format(g.entities[x].attrs[form["attr"]]))
-        return frozenset(out)
-    if "compare" in form:
-        sides = [evaluate(f, g) for f in form["of"]]
-        if any(len(s) != 1 for s in sides):
-            return frozenset()
-        (a,), (b,) = sides
-        va, vb = g.sort_key(a, form["compare"]), g.sort_key(b, form["compare"])
-        if a == b or va is None or vb is None or va == vb:
-            return frozenset()
-        low, high = (a, b) if va < vb else (b, a)
-        return frozenset([low if form["pick"] == "lower" else high])
-    raise ValueError(f"unknown logical form {form!r}")
-
-
-def named_entities(form: Any) -> list[str]:
-    """Entity ids named in the question (the `{"entity": id}` leaves), in order."""
-    if isinstance(form, dict):
-        if "entity" in form:
-            return [form["entity"]]
-        return [x for v in form.values() for x in named_entities(v)]
-    if isinstance(form, list):
-        return [x for v in form for x in named_entities(v)]
-    return []
-
-
-# ---------------------------------------------------------------- aliases
-
-
-def value_aliases(spec: Any, value_text: str) -> tuple[str, ...]:
-    """Other surface forms of an attribute value: without its unit; dates also as "April 5, 1923" and ISO."""
-    out = []
-    text = (
-        value_text[: -len(spec.unit) - 1]
-        if spec.unit and value_text.endswith(" " + spec.unit)
-        else value_text
-    )
-    if text != value_text:
-        out.append(text)
-    if spec.kind == "date":
-        d = dt.datetime.strptime(text, "%d %B %Y").date()
-        out += [f"{d.strftime('%B')} {d.day}, {d.year}", d.isoformat()]
-    return tuple(out)
-
-
-def _strip_affixes(name: str) -> list[str]:
-    words = name.split()
-    out = []
-    for n in (1, 2):  # every listed prefix / suffix has one or two words
-        if len(words) > n and " ".join(words[:n]) in NAME_PREFIXES:
-            out.append(" ".join(words[n:]))
-        if len(words) > n and " ".join(words[-n:]) in NAME_SUFFIXES:
-            out.append(" ".join(words[:-n]).rstrip(","))
-    return out
-
-
-_NOT_WORD = re.compile(r"[^\w\s]")
-_ARTICLE = re.compile(r"\b(a|an|the)\b")
-
-
-def fold(text: str) -> str:
-    """A fast form of the reward's `normalize_answer` (identical on ASCII names): case, punctuation, articles."""
-    return " ".join(_ARTICLE.sub(" ", _NOT_WORD.sub("", text.casefold())).split())
-
-
-class Aliases:
-    """Short forms ("Drailbron" for "Drailbron Group") that cannot be confused with another entity: the alias is
-    nobody else's name or alias, and does not occur (at word boundaries) inside any other entity's name.
-    Computed on demand for answer entities; the indexes over all names are built once."""
-
-    def __init__(self, entities: dict[str, Any]):
-        self.entities = entities
-        self.by_token: dict[str, set[str]] = defaultdict(set)
-        self.owners: dict[str, set[str]] = defaultdict(set)
-        for eid, e in entities.items():
-            for tok in set(fold(e.name).split()):
-                self.by_token[tok].add(eid)
-            for a in _strip_affixes(e.name):
-                self.owners[fold(a)].add(eid)
-        self.cache: dict[str, tuple[str, ...]] = {}
-
-    def _ok(self, eid: str, alias: str) -> bool:
-        a = fold(alias)
-        if len(a) < 3 or self.owners[a] != {eid} or normalize_answer(alias) != a:
-            return False
-        others = set.intersection(*(self.by_token.get(t, set()) for t in a.split())) - {eid}
-        return all(f" {a} " not in f" {fold(self.entities[o].name)} " for o in others)
-
-    def get(self, eid: str) -> tuple[str, ...]:
-        if eid not in self.cache:
-            self.cache[eid] = tuple(a for a in _strip_affixes(self.entities[eid].name) if self._ok(eid, a))
-        return self.cache[eid]
-
-
-# ---------------------------------------------------------------- synthesis
+from searchgym.types import EvidenceStep, Task
 
 
 @dataclass
@@ -547,15 +303,6 @@ class Synthesizer:
         hop_n = round(c.comparison * c.comparison_hop_fraction)
         yield "comparison/named", self.comparison, 0, c.comparison - hop_n
         yield "comparison/hop", self.comparison, 1, hop_n
-
-
-def form_key(form: dict[str, Any]) -> str:
-    """A canonical string for a form: the order of an intersection's constraints or a comparison's operands does
-    not make a different task (descriptions nested deeper are always built in one order)."""
-    key = "where" if "where" in form else "of" if "compare" in form else None
-    if key is None:
-        return json.dumps(form, sort_keys=True)
-    return json.dumps({**form, key: sorted(json.dumps(x, sort_keys=True) for x in form[key])}, sort_keys=True)
 
 
 def _spread(total: int, parts: int) -> list[int]:

@@ -129,7 +129,7 @@ def env_config(cfg: TrainConfig) -> Any:
 def rollout_config(cfg: TrainConfig) -> Any:
     """The rollout samples at TRL's temperature / top_p: TRL recomputes log-probs at `grpo.temperature`, so a
     different sampling temperature would silently bias the importance ratio."""
-    from searchgym.rollout.rollout import RolloutConfig
+    from searchgym.rollout.episodes import RolloutConfig
 
     for key in ("temperature", "top_p"):
         if key in cfg.rollout and cfg.rollout[key] != getattr(cfg.grpo, key):
@@ -141,7 +141,7 @@ def rollout_config(cfg: TrainConfig) -> Any:
 
 
 def trac_config(cfg: TrainConfig) -> Any:
-    from searchgym.advantage.trac import TRACConfig
+    from searchgym.advantage.config import TRACConfig
 
     return TRACConfig.from_dict({"estimator": cfg.estimator, **cfg.trac}, where="trac")
 

@@ -189,8 +189,8 @@ def _make_trainer(cfg: TrainConfig, common: dict) -> Any:
         from trl import GRPOTrainer
 
         return GRPOTrainer(**common)
+    from searchgym.advantage.passrates import load_pass_rates
     from searchgym.advantage.teacher import HFTeacher
-    from searchgym.advantage.trac import load_pass_rates
     from searchgym.models.load import load_model_and_tokenizer
     from searchgym.trainer.trac_grpo import TRACGRPOTrainer
 

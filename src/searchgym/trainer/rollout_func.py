@@ -37,7 +37,7 @@ class SearchRolloutFunc:
     tracker: CurriculumTracker
     env_factory: Callable[[], Any]
     tokenizer: Any
-    rollout_cfg: Any  # searchgym.rollout.rollout.RolloutConfig
+    rollout_cfg: Any  # searchgym.rollout.episodes.RolloutConfig
     seed: int = 0
     success_reward: float = 0.5
     drop_equal_groups: bool = True
@@ -45,7 +45,7 @@ class SearchRolloutFunc:
 
     def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, list]:
         from searchgym.rollout.adapters import to_trl
-        from searchgym.rollout.rollout import rollout
+        from searchgym.rollout.episodes import rollout
 
         t0 = time.perf_counter()
         g = trainer.num_generations if trainer.model.training else trainer.num_generations_eval
@@ -111,64 +111,12 @@ def _gather_bools(accelerator: Any, values: list[bool]) -> list[bool]:
 def make_generator(trainer: Any, model: Any, tokenizer: Any) -> Any:
     """The trainer's own model through transformers, or TRL's colocated vLLM engine when `use_vllm`."""
     if getattr(trainer, "use_vllm", False):
+        from searchgym.rollout.vllm import VLLMColocateGenerator
+
         return VLLMColocateGenerator(trainer.vllm_generation.llm, tokenizer)
     from searchgym.rollout.hf import HFGenerator
 
     return HFGenerator(model, tokenizer, batch_size=64)
-
-
-class VLLMColocateGenerator:
-    """SearchGym `Generator` over the vLLM engine TRL colocates with the policy (`vllm_mode: colocate`).
-
-    TRL syncs the policy weights into this engine before every `rollout_func` call. Untested here (no GPU)."""
-
-    name = "vllm-colocate"
-
-    def __init__(self, llm: Any, tokenizer: Any):
-        from searchgym.rollout.generate import eos_token_ids
-
-        self.llm = llm
-        self.eos_ids = set(eos_token_ids(tokenizer))
-        self.model_seconds = 0.0
-
-    def generate(self, prompts, params, max_new_tokens=None) -> list:
-        from vllm import SamplingParams as VSampling
-
-        from searchgym.rollout.generate import Generation
-
-        budgets = (
-            list(max_new_tokens) if max_new_tokens is not None else [params.max_new_tokens] * len(prompts)
-        )
-        sampling = [
-            VSampling(
-                max_tokens=b,
-                temperature=params.temperature,
-                top_p=params.top_p,
-                stop=list(params.stop),
-                include_stop_str_in_output=True,
-                logprobs=0,
-                seed=params.seed + i,
-            )
-            for i, b in enumerate(budgets)
-        ]
-        t0 = time.perf_counter()
-        outs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], sampling, use_tqdm=False)
-        self.model_seconds += time.perf_counter() - t0
-        gens = []
-        for o in outs:
-            c = o.outputs[0]
-            ids = list(c.token_ids)
-            lps = [d[t].logprob for t, d in zip(ids, c.logprobs, strict=True)]
-            reason = (
-                "eos"
-                if ids and ids[-1] in self.eos_ids
-                else ("stop" if c.finish_reason == "stop" else "length")
-            )
-            gens.append(Generation(ids, lps, reason))
-        return gens
-
-    def close(self) -> None:
-        pass
 
 
 def _with_seed(cfg: Any, seed: int) -> Any:

@@ -84,9 +84,12 @@ def transcript_texts(rows: list[dict[str, Any]]) -> list[str]:
 
 def build_tokenizer(world_dir: Path, rows: list[dict[str, Any]], vocab_size: int) -> Any:
     """A tokenizer trained on the world's corpus and the transcripts (protocol phrasing and tags)."""
+    from searchgym.env.protocol import PROTOCOL_TAGS
     from searchgym.models.tiny import train_tokenizer
 
-    return train_tokenizer(corpus_texts(world_dir) + transcript_texts(rows), vocab_size=vocab_size)
+    return train_tokenizer(
+        corpus_texts(world_dir) + transcript_texts(rows), vocab_size=vocab_size, special_tokens=PROTOCOL_TAGS
+    )
 
 
 def run_sft(

@@ -14,9 +14,11 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 
+from searchgym.advantage.config import TRACConfig
 from searchgym.advantage.estimators import ESTIMATORS, TRACBatch, compute_advantages
+from searchgym.advantage.passrates import pass_rate_tensor
 from searchgym.advantage.teacher import TeacherScorer, check_same_tokenizer
-from searchgym.advantage.trac import TRACConfig, WDState, pass_rate_tensor
+from searchgym.advantage.trac import WDState
 
 log = logging.getLogger(__name__)
 

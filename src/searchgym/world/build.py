@@ -6,7 +6,7 @@ never leaves a half-written world. Hashed files carry no timestamps: the same co
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from searchgym.world.noise import NoiseConfig, plan_noise
 from searchgym.world.rewrite import RewriteConfig, missing_facts, rewrite_documents
 from searchgym.world.schema import load_schema
 from searchgym.world.store import World, write_manifest
+from searchgym.world.verify import Retriever, verify_world
 
 
 @dataclass
@@ -101,9 +102,16 @@ class _Steps:
 
 
 def build_world(
-    cfg: WorldConfig, out_dir: str | Path, overwrite: bool = False, progress: bool = True
+    cfg: WorldConfig,
+    out_dir: str | Path,
+    overwrite: bool = False,
+    progress: bool = True,
+    engine_for: Callable[[Path], Retriever] | None = None,
 ) -> World:
-    """Build a world directory at `out_dir` and return it loaded. Refuses an existing `out_dir` unless overwrite."""
+    """Build a world directory at `out_dir` and return it loaded. Refuses an existing `out_dir` unless overwrite.
+
+    `engine_for(directory)` returns a search engine over `directory/corpus.jsonl` (the same engine the agents will
+    train with); verification queries it. `searchgym.pipeline.build_world` wires in the index's engines."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already exists; pass --overwrite (overwrite=True) to replace it")
@@ -112,17 +120,11 @@ def build_world(
         raise ValueError(
             f"num_entities={cfg.num_entities} is below the {len(schema.entity_types)} entity types"
         )
-    verify = None
-    if cfg.verify:
-        try:
-            from searchgym.index.build import build_index, load_engine
-            from searchgym.world.verify import verify_world
-        except ImportError as e:
-            raise RuntimeError(
-                f"verification needs searchgym.index.build and searchgym.world.verify ({e}); "
-                "build with --no-verify (verify: false) until they are installed"
-            ) from e
-        verify = (build_index, load_engine, verify_world)
+    if cfg.verify and engine_for is None:
+        raise ValueError(
+            "verification needs a search engine over the new corpus: call searchgym.pipeline.build_world, or pass "
+            "engine_for=..., or set verify: false"
+        )
     steps = _Steps(progress, total=len(schema.entity_types) + len(schema.relations) + 5)
     try:
         with atomic_dir(out_dir, overwrite=overwrite) as tmp:
@@ -158,9 +160,9 @@ def build_world(
             kinds = [r["kind"] for r in noise.records]
             info["counts"] = _counts(graph, n_docs, {k: kinds.count(k) for k in ("conflict", "distractor")})
             write_manifest(tmp, info)
-            steps("verifying edges" if verify else "no verification")
-            if verify:
-                info["verification"] = _verify(tmp, cfg, graph, verify, progress)
+            steps("verifying edges" if cfg.verify else "no verification")
+            if cfg.verify and engine_for is not None:  # checked above
+                info["verification"] = _verify(tmp, cfg, graph, engine_for(tmp), progress)
                 write_manifest(tmp, info)
             steps("done")
     finally:
@@ -184,15 +186,14 @@ def _rewrite(tmp: Path, cfg: RewriteConfig) -> dict[str, Any]:
     return {"documents": len(docs), "facts_missing": len(lost), "missing_edges": lost[:1000]}
 
 
-def _verify(tmp: Path, cfg: WorldConfig, graph: Graph, fns: tuple, progress: bool) -> dict[str, Any]:
-    build_index, load_engine, verify_world = fns
-    build_index(tmp, cfg.verify_backend, progress=progress)
+def _verify(tmp: Path, cfg: WorldConfig, graph: Graph, engine: Retriever, progress: bool) -> dict[str, Any]:
     world = World.load(tmp)
-    engine = load_engine(tmp, cfg.verify_backend)
     try:
         report = verify_world(world, engine, top_k=cfg.verify_top_k, progress=progress)
     finally:
-        engine.close()
+        close = getattr(engine, "close", None)
+        if close is not None:
+            close()
     failures = {int(e): list(f) for e, f in report.edge_failures.items()}
     verified = {e: (not failures.get(e), failures.get(e, [])) for e in range(len(graph.rel))}
     write_jsonl(tmp / "edges.jsonl", _edges(graph, verified))

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from searchgym.world.generate import Graph
-from searchgym.world.names import fold
+from searchgym.world.names import name_key
 
 URL_PREFIX = "https://searchgym.local/wiki/"
 _A_VOWEL = re.compile(r"\b([Aa]) (?=[aeiouAEIOU])(?![Uu]ni|[Uu]se|[Ee]u)")
@@ -30,7 +30,7 @@ def fill(template: str, **fields: str) -> str:
 
 def url_for(name: str) -> str:
     """Stable, unique URL (names are unique after folding, and the slug is the folded name)."""
-    return URL_PREFIX + "_".join(fold(name).split())
+    return URL_PREFIX + "_".join(name_key(name).split())
 
 
 class ArticleWriter:

@@ -19,7 +19,7 @@ _APOSTROPHES = re.compile(r"['\u2019]")
 _NON_WORD = re.compile(r"[\W_]+")
 
 
-def fold(name: str) -> str:
+def name_key(name: str) -> str:
     """Case- and punctuation-insensitive form used for uniqueness: "Ana-Li's" -> "ana lis"."""
     return " ".join(_NON_WORD.sub(" ", _APOSTROPHES.sub("", name.lower())).split())
 
@@ -107,7 +107,7 @@ def _spans(tokens: list[str]) -> list[str]:
 
 
 class NameRegistry:
-    """Claims names so that no two fold to the same form and none sits inside another."""
+    """Claims names so that no two fold to the same name key and none sits inside another."""
 
     def __init__(self) -> None:
         self.names: set[str] = set()  # folded names
@@ -115,7 +115,7 @@ class NameRegistry:
 
     def claim(self, name: str) -> bool:
         """Register `name` if it is free; False if it collides or would be a substring trap."""
-        f = fold(name)
+        f = name_key(name)
         if not f or f in self.names or f in self.inside:
             return False
         spans = _spans(f.split())

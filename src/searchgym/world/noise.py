@@ -64,7 +64,7 @@ def plan_noise(writer: ArticleWriter, cfg: NoiseConfig, seed: int) -> NoisePlan:
             continue
         wrong = start + (true_other - start + int(rng.integers(1, n))) % n
         holder = g.names[int(writer.holder[e])]
-        src, tgt = (holder, g.names[wrong]) if r.holder == "source" else (g.names[wrong], holder)
+        src, tgt = r.orient(holder, g.names[wrong])
         sentence = fill(r.phrasings[int(rng.integers(len(r.phrasings)))], source=src, target=tgt)
         plan.extra.setdefault(wrong, []).append(sentence)
         plan.records.append({"kind": "conflict", "edge": e, "doc": g.ids[wrong], "sentence": sentence})
@@ -102,7 +102,7 @@ def plan_noise(writer: ArticleWriter, cfg: NoiseConfig, seed: int) -> NoisePlan:
             if r.holder_type != spec.name or r.cardinality == "1-1" or rng.random() < 0.5:
                 continue  # a 1-1 claim would contradict the real other end's unique partner
             other = g.names[g.offsets[r.other_type] + int(rng.integers(g.counts[r.other_type]))]
-            src, tgt = (name, other) if r.holder == "source" else (other, name)
+            src, tgt = r.orient(name, other)
             body.append(fill(r.phrasings[int(rng.integers(len(r.phrasings)))], source=src, target=tgt))
         doc_id = f"distractor/{k:06d}"
         text = f"{lead}\n\n## {spec.section}\n" + " ".join(body)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,11 @@ class RelationSpec:
     def other(self) -> str:
         return "source" if self.holder == "target" else "target"
 
+    def orient(self, source: Any, target: Any) -> tuple[Any, Any]:
+        """(holder, other) of an edge from its (source, target). A swap, so it maps (holder, other) back to
+        (source, target) as well."""
+        return (target, source) if self.holder == "target" else (source, target)
+
     @property
     def holder_type(self) -> str:
         return self.target if self.holder == "target" else self.source
@@ -167,10 +173,14 @@ class Schema:
         raise KeyError(f"unknown entity type {name!r}; known: {[t.name for t in self.entity_types]}")
 
     def relation(self, name: str) -> RelationSpec:
-        for r in self.relations:
-            if r.name == name:
-                return r
-        raise KeyError(f"unknown relation {name!r}; known: {[r.name for r in self.relations]}")
+        try:
+            return self._relations[name]
+        except KeyError:
+            raise KeyError(f"unknown relation {name!r}; known: {[r.name for r in self.relations]}") from None
+
+    @cached_property
+    def _relations(self) -> dict[str, RelationSpec]:
+        return {r.name: r for r in self.relations}
 
     @property
     def type_names(self) -> list[str]:

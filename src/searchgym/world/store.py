@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from searchgym.io import read_jsonl, sha256_file, write_json
-from searchgym.world.names import fold
+from searchgym.types import Document
+from searchgym.world.names import name_key
 from searchgym.world.schema import Schema, SchemaError, parse_schema
-from searchgym.world.types import Document, Edge, Entity, Fact
+from searchgym.world.types import Edge, Entity, Fact
 
 FORMAT_VERSION = 1
 _ID = re.compile(r'"id": "([^"]+)"')
@@ -173,11 +174,7 @@ class World:
 
     @cached_property
     def _by_name(self) -> dict[str, Entity]:
-        return {fold(x.name): x for x in self.entities.values()}
-
-    @cached_property
-    def _holder_side(self) -> dict[str, str]:
-        return {r.name: r.holder for r in self.schema.relations}
+        return {name_key(x.name): x for x in self.entities.values()}
 
     def doc_by_url(self, url: str) -> Document | None:
         return self._by_url.get(url)
@@ -194,17 +191,21 @@ class World:
     def in_edges(self, eid: str) -> list[Edge]:
         return self._adjacency[1].get(eid, [])
 
+    def orient(self, edge: Edge) -> tuple[str, str]:
+        """(holder, other end) entity ids of `edge` (see RelationSpec.holder)."""
+        return self.schema.relation(edge.relation).orient(edge.source, edge.target)
+
     def holder(self, edge: Edge) -> str:
-        return edge.target if self._holder_side[edge.relation] == "target" else edge.source
+        return self.orient(edge)[0]
 
     def other_end(self, edge: Edge) -> str:
-        return edge.source if self.holder(edge) == edge.target else edge.target
+        return self.orient(edge)[1]
 
     def verified_edges(self) -> list[Edge]:
         return [e for e in self.edges if e.verified]
 
     def entity_by_name(self, name: str) -> Entity | None:
-        return self._by_name.get(fold(name))
+        return self._by_name.get(name_key(name))
 
 
 def _grep(path: Path, needle: str, lower: bool = False) -> Iterator[dict[str, Any]]:
@@ -227,10 +228,10 @@ def find_entity(
         doc_row = next((d for d in _grep(path / "corpus.jsonl", json.dumps(key)) if d["url"] == key), None)
         key = (doc_row or {}).get("entity") or ""
     if key:
-        folded = fold(key)
+        folded = name_key(key)
         needle, lower = (json.dumps(key), False) if "/" in key else ((folded.split() or [""])[0], True)
         rows = _grep(path / "entities.jsonl", needle, lower)
-        ent_row = next((d for d in rows if d["id"] == key or fold(d["name"]) == folded), None)
+        ent_row = next((d for d in rows if d["id"] == key or name_key(d["name"]) == folded), None)
     if ent_row is None:
         doc = Document(**doc_row) if doc_row else None
         return None, doc, [], {}

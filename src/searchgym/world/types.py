@@ -39,20 +39,3 @@ class Fact:
     edge: int
     doc: str  # document id of the holder article
     sentence: str  # exact sentence in that article's text stating the edge and naming the other end
-
-
-@dataclass(frozen=True)
-class Document:
-    id: str  # document id (the entity id for entity articles, "distractor/…" for noise)
-    url: str  # unique, stable
-    title: str
-    text: str
-    entity: str | None = None  # entity id the article is about (None for distractors)
-
-    @property
-    def contents(self) -> str:
-        """Search-R1 corpus format: title, newline, text."""
-        return f"{self.title}\n{self.text}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)

@@ -13,16 +13,24 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from searchgym.index.base import SearchEngine
-from searchgym.world.types import Document, Edge
+from searchgym.types import Document, SearchHit
+from searchgym.world.types import Edge
 
 if TYPE_CHECKING:
     from searchgym.world.schema import RelationSpec
     from searchgym.world.store import World
 
 CHECKS = ("grounded", "retrievable", "contradicted")
+
+
+class Retriever(Protocol):
+    """What verification needs of a search engine (any `searchgym.index` engine qualifies)."""
+
+    def batch_search(self, queries: list[str], k: int = 5) -> list[list[SearchHit]]: ...
+
+
 BATCH = 1024  # queries per batch_search call
 
 
@@ -78,7 +86,7 @@ def _query_phrase(relation: RelationSpec, edge_id: int) -> str:
 
 
 def verify_world(
-    world: World, engine: SearchEngine, top_k: int = 5, progress: bool = True, rewritten: bool = False
+    world: World, engine: Retriever, top_k: int = 5, progress: bool = True, rewritten: bool = False
 ) -> VerificationReport:
     """Check every edge of `world` (see the module docstring).
 

@@ -1,5 +1,5 @@
-"""`searchgym` command line. Each stage of the data flow owns its commands in `<stage>/cli.py`
-and adds them here through `register(app)`; heavy imports (torch, transformers) stay inside commands."""
+"""`searchgym` command line, the top of the data flow. One module per stage (`cli/<stage>.py`) adds its commands
+through `register(app)`; heavy imports (torch, transformers) stay inside the command functions."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-STAGES = ("world", "index", "tasks", "eval", "advantage", "trainer")
+STAGES = ("world", "index", "tasks", "eval", "trac", "train")
 
 
 @app.callback()
@@ -33,7 +33,7 @@ def version() -> None:
 
 
 for _stage in STAGES:
-    importlib.import_module(f"searchgym.{_stage}.cli").register(app)
+    importlib.import_module(f"searchgym.cli.{_stage}").register(app)
 
 
 def main() -> None:
@@ -49,7 +49,3 @@ def main() -> None:
     except (ValueError, OSError, KeyError) as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)
-
-
-if __name__ == "__main__":
-    main()

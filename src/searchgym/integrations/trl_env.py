@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from searchgym.tasks.types import Task
+from searchgym.types import Task
 
 QUESTION_PROMPT = "Answer the question by searching the encyclopedia with the tools. Question: {question}"
 ENDED = "The episode has ended; no further tool calls are run."

@@ -21,7 +21,7 @@ from searchgym.config import ConfigError, YamlConfig
 from searchgym.env.env import SearchEnv, step_batch
 from searchgym.env.rewards import REWARDS
 from searchgym.rollout.generate import Generator, SamplingParams
-from searchgym.tasks.types import Task
+from searchgym.types import Task
 
 
 @dataclass

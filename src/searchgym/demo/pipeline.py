@@ -162,9 +162,9 @@ def evaluate(model_dir: Path, tasks: list, world_dir: Path, env: dict, rollout: 
     from searchgym.env.env import EnvConfig, SearchEnv
     from searchgym.index.build import load_engine
     from searchgym.models.load import load_model_and_tokenizer
+    from searchgym.rollout.episodes import RolloutConfig
+    from searchgym.rollout.episodes import rollout as run_rollout
     from searchgym.rollout.hf import HFGenerator
-    from searchgym.rollout.rollout import RolloutConfig
-    from searchgym.rollout.rollout import rollout as run_rollout
 
     model, tok = load_model_and_tokenizer(model_dir)
     engine = load_engine(world_dir)
@@ -241,14 +241,16 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
     import torch
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from searchgym.agents.oracle import Oracle, save_transcripts
     from searchgym.env.env import EnvConfig
     from searchgym.index.build import build_index, load_engine
-    from searchgym.tasks.oracle import Oracle, save_transcripts
+    from searchgym.pipeline import build_world
+    from searchgym.tasks.config import TaskConfig
     from searchgym.tasks.store import load_tasks, save_tasks
-    from searchgym.tasks.synth import TaskConfig, build_tasks
+    from searchgym.tasks.synth import build_tasks
     from searchgym.trainer.grpo import read_metrics, train
     from searchgym.trainer.sft import SFTRunConfig, build_tokenizer, load_transcripts, run_sft
-    from searchgym.world.build import WorldConfig, build_world
+    from searchgym.world.build import WorldConfig
     from searchgym.world.store import World
 
     split_train_tasks([], cfg.sft_task_share, cfg.seed)  # a bad share fails before any work

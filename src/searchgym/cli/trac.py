@@ -69,7 +69,7 @@ def explain(
     ),
 ) -> None:
     """Print the active TRAC-GRPO equations and configuration (see docs/trac.md)."""
-    from searchgym.advantage.trac import TRACConfig
+    from searchgym.advantage.config import TRACConfig
     from searchgym.config import ConfigError
 
     try:

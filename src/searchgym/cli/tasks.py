@@ -30,8 +30,9 @@ def build(
     from rich.table import Table
 
     from searchgym.config import ConfigError
+    from searchgym.tasks.config import TaskConfig
     from searchgym.tasks.store import save_tasks, task_set_dir
-    from searchgym.tasks.synth import TaskConfig, synthesize
+    from searchgym.tasks.synth import synthesize
     from searchgym.world.store import World, WorldError
 
     try:
@@ -63,7 +64,7 @@ def export(
     split: str = typer.Option(None, help="only this split (train | dev | test)"),
 ) -> None:
     """Write a task set in a trainer's format and read it back to check it."""
-    from searchgym.tasks.export import EXPORTERS, export_tasks, read_back
+    from searchgym.integrations.export import EXPORTERS, export_tasks, read_back
     from searchgym.tasks.store import TaskSetError, load_tasks
 
     if format not in EXPORTERS:
@@ -124,9 +125,9 @@ def oracle(
     from rich.console import Console
     from rich.table import Table
 
+    from searchgym.agents.oracle import Oracle, oracle_env_config, save_transcripts
     from searchgym.index.build import SearchIndexError, load_engine
     from searchgym.io import write_json
-    from searchgym.tasks.oracle import Oracle, oracle_env_config, save_transcripts
     from searchgym.tasks.store import TaskSetError, load_tasks, resolve, world_of
     from searchgym.world.store import World
 

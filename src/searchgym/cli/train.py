@@ -74,7 +74,7 @@ def demo(
     overwrite: bool = typer.Option(False, "--overwrite", help="rebuild every stage even if it exists"),
 ) -> None:
     """The whole pipeline on CPU: world, index, tasks, SFT warm-start, eval, TRAC-GRPO, eval, report."""
-    from searchgym.trainer.demo import DemoConfig, run_demo
+    from searchgym.demo.pipeline import DemoConfig, run_demo
 
     cfg = DemoConfig.from_yaml(config) if config else DemoConfig()
     flags = {"out": out, "minutes": minutes, "seed": seed}

@@ -20,7 +20,7 @@ from typing import Any
 
 from searchgym.env.env import EnvConfig, SearchEnv
 from searchgym.io import atomic_dir, atomic_write_bytes, read_jsonl, write_jsonl
-from searchgym.tasks.types import Task
+from searchgym.types import Task
 
 DATA_SOURCE = "searchgym"
 

@@ -27,7 +27,8 @@ def build(
 ) -> None:
     """Build a world directory from a seed and a schema."""
     from searchgym.config import ConfigError
-    from searchgym.world.build import WorldConfig, build_world
+    from searchgym.pipeline import build_world
+    from searchgym.world.build import WorldConfig
     from searchgym.world.schema import SchemaError
 
     try:
@@ -143,7 +144,7 @@ def show(
     if ent is None:
         console.print(f"[bold]{doc.title}[/]  ({doc.id}, not an entity article)  {doc.url}")
     else:
-        holder_side = {r.name: r.holder for r in parse_schema((world / "schema.yaml").read_text()).relations}
+        schema = parse_schema((world / "schema.yaml").read_text())
         console.print(f"[bold]{ent.name}[/]  ({ent.id}, {ent.type})  {doc.url}")
         attrs = Table("attribute", "value")
         for k, v in ent.attrs.items():
@@ -151,7 +152,7 @@ def show(
         console.print(attrs)
         table = Table("edge", "relation", "source", "target", "holder", "verified", "failures")
         for e in edges:
-            holder = e.target if holder_side[e.relation] == "target" else e.source
+            holder, _ = schema.relation(e.relation).orient(e.source, e.target)
             table.add_row(
                 str(e.id),
                 e.relation,

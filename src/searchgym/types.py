@@ -1,9 +1,43 @@
-"""A task: a question with a unique, symbolically checked answer and the evidence that proves it."""
+"""The value types shared by every stage: documents and search hits, tasks and their evidence.
+
+They sit at the bottom of the data flow so that world, index, tasks, env and everything above can use them
+without importing each other. Files on disk hold exactly these fields (JSON Lines).
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str  # document id (the entity id for entity articles, "distractor/…" for noise)
+    url: str  # unique, stable
+    title: str
+    text: str
+    entity: str | None = None  # entity id the article is about (None for distractors)
+
+    @property
+    def contents(self) -> str:
+        """Search-R1 corpus format: title, newline, text."""
+        return f"{self.title}\n{self.text}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    doc_id: str
+    url: str
+    title: str
+    text: str  # full article text; renderers cut it to the observation budget
+    score: float
+
+    @property
+    def contents(self) -> str:
+        return f"{self.title}\n{self.text}"
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from typing import Any
 
 from searchgym.env.env import EnvConfig, SearchEnv
 from searchgym.io import write_jsonl
-from searchgym.tasks.synth import attribute_specs, relation_specs
-from searchgym.tasks.types import Task
+from searchgym.tasks.forms import attribute_specs, relation_specs
+from searchgym.types import Task
 
 _DOC = re.compile(r"\[Doc \d+\]\((\S+)\) ([^\n]*)")
 _SNIPPET = re.compile(r"\[Doc \d+\]\((\S+)\) [^\n]*\n(.*?)(?=\n\n\[Doc \d+\]|</information>|\Z)", re.S)

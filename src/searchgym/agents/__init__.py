@@ -1,0 +1,1 @@
+"""Scripted agents that play SearchGym episodes (the oracle that writes SFT transcripts)."""

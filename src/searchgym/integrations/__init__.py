@@ -1,0 +1,1 @@
+"""Adapters to other frameworks: task exports, TRL tool environments, verl, OpenEnv, reward functions."""

@@ -1,0 +1,23 @@
+"""Stages wired together, above the stages themselves: a verified world build uses the index's own engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from searchgym.index.base import SearchEngine
+from searchgym.index.build import build_index, load_engine
+from searchgym.world import build as world_build
+from searchgym.world.store import World
+
+
+def build_world(
+    cfg: world_build.WorldConfig, out_dir: str | Path, overwrite: bool = False, progress: bool = True
+) -> World:
+    """Build a world; with `cfg.verify` its index (`cfg.verify_backend`) is built inside it and every edge is
+    verified against that engine, the one agents will search with."""
+
+    def engine_for(directory: Path) -> SearchEngine:
+        build_index(directory, cfg.verify_backend, progress=progress)
+        return load_engine(directory, cfg.verify_backend)
+
+    return world_build.build_world(cfg, out_dir, overwrite, progress, engine_for if cfg.verify else None)
