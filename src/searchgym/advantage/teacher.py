@@ -14,11 +14,13 @@ import hashlib
 import json
 import logging
 import math
-import time
 from abc import ABC, abstractmethod
 from typing import Any, Literal, NamedTuple
 
+import httpx
 import torch
+
+from searchgym.http import HTTPFailure, Retry, completions_url, post_json
 
 log = logging.getLogger(__name__)
 
@@ -209,10 +211,10 @@ class OpenAITeacher(TeacherScorer):
         if tail not in ("uniform", "lumped"):
             raise ValueError(f"tail must be 'uniform' or 'lumped', got {tail!r}")
         self.tokenizer = teacher_tokenizer
-        base = base_url.rstrip("/")
-        self.url = base + ("/completions" if base.endswith("/v1") else "/v1/completions")
+        self.url = completions_url(base_url)
         self.model, self.vocab_size, self.top_k, self.batch_size = model, vocab_size, top_k, batch_size
-        self.timeout, self.retries, self.backoff, self.tail = timeout, retries, backoff, tail
+        self.retry, self.tail = Retry(retries, backoff), tail
+        self.client = httpx.Client(timeout=timeout)
 
     def score_full(self, sequences: list[list[int]], masks: list[list[int]]) -> TeacherScores:
         self._check(sequences, masks)
@@ -226,8 +228,6 @@ class OpenAITeacher(TeacherScorer):
         return _apply_masks(out, masks)
 
     def _request(self, batch: list[list[int]]) -> list[list[tuple[float, float, float]]]:
-        import httpx
-
         body = {
             "model": self.model,
             "prompt": batch,
@@ -235,25 +235,13 @@ class OpenAITeacher(TeacherScorer):
             "temperature": 0.0,
             "prompt_logprobs": self.top_k,
         }
-        error: Exception | None = None
-        for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                reply = httpx.post(self.url, json=body, timeout=self.timeout)
-                if reply.status_code >= 500:
-                    raise _Malformed(f"HTTP {reply.status_code}: {reply.text[:200]}")
-                if reply.status_code >= 400:
-                    raise TeacherUnavailable(
-                        f"teacher refused the request: HTTP {reply.status_code}: {reply.text[:200]}"
-                    )
-                return self._parse(reply.json(), batch)
-            except (httpx.TimeoutException, httpx.TransportError, _Malformed, json.JSONDecodeError) as e:
-                error = e
-                log.warning("teacher request failed (attempt %d/%d): %s", attempt + 1, self.retries + 1, e)
-        raise TeacherUnavailable(
-            f"teacher at {self.url} failed {self.retries + 1} times; last error: {error}"
-        )
+        try:
+            return post_json(
+                self.client, self.url, body, self.retry, parse=lambda data: self._parse(data, batch)
+            )
+        except HTTPFailure as e:
+            refused = "" if e.transient else "teacher refused the request: "
+            raise TeacherUnavailable(f"{refused}{e}") from e
 
     def _parse(self, data: Any, batch: list[list[int]]) -> list[list[tuple[float, float, float]]]:
         try:

@@ -3,7 +3,7 @@
 Each prompt is one `POST /v1/completions` request with `prompt` as a list of token ids, `logprobs: 0` (the sampled
 token's log-prob) and the vLLM extensions `return_tokens_as_token_ids` / `return_token_ids` so the exact generated
 ids come back (text is never re-tokenised). Requests run concurrently in a thread pool, each with a timeout and
-retries with exponential backoff on connection errors, 429 and 5xx.
+retries with exponential backoff on connection errors, 408, 429 and 5xx (`searchgym.http.post_json`).
 
 Behaviour log-probs: start vLLM with `--logprobs-mode processed_logprobs` so its log-probs are computed after
 temperature scaling, matching `HFGenerator` and TRL's recomputation.
@@ -18,9 +18,8 @@ from typing import Any
 
 import httpx
 
+from searchgym.http import HTTPFailure, Retry, completions_url, post_json
 from searchgym.rollout.generate import Generation, Generator, SamplingParams, register_generator
-
-RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
 
 class GenerationServerError(RuntimeError):
@@ -67,12 +66,10 @@ class OpenAIGenerator(Generator):
         backoff: float = 0.5,
         api_key: str | None = None,
     ):
-        base = base_url.rstrip("/")
-        self.url = base + ("/completions" if base.endswith("/v1") else "/v1/completions")
+        self.url = completions_url(base_url)
         self.model = model
         self.eos_ids = set(eos_ids)
-        self.retries = retries
-        self.backoff = backoff
+        self.retry = Retry(retries, backoff)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(
             timeout=timeout, headers=headers, limits=httpx.Limits(max_connections=concurrency)
@@ -80,20 +77,10 @@ class OpenAIGenerator(Generator):
         self.pool = ThreadPoolExecutor(max_workers=concurrency)
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        error = ""
-        for attempt in range(self.retries + 1):
-            try:
-                r = self.client.post(self.url, json=body)
-                if r.status_code == 200:
-                    return r.json()
-                error = f"HTTP {r.status_code}: {r.text[:300]}"
-                if r.status_code not in RETRY_STATUS:
-                    break
-            except httpx.TransportError as e:  # connection refused, reset, timeout
-                error = f"{type(e).__name__}: {e}"
-            if attempt < self.retries:
-                time.sleep(self.backoff * 2**attempt)
-        raise GenerationServerError(f"{self.url} failed after {self.retries + 1} attempt(s): {error}")
+        try:
+            return post_json(self.client, self.url, body, self.retry, parse=lambda data: data["choices"][0])
+        except HTTPFailure as e:
+            raise GenerationServerError(str(e)) from e
 
     def _one(self, prompt: Sequence[int], budget: int, params: SamplingParams, seed: int) -> Generation:
         if budget <= 0:
@@ -112,12 +99,7 @@ class OpenAIGenerator(Generator):
             "include_stop_str_in_output": True,
             "skip_special_tokens": False,
         }
-        data = self._post(body)
-        try:
-            choice = data["choices"][0]
-        except (KeyError, IndexError, TypeError) as e:
-            raise GenerationServerError(f"{self.url}: no choices in the response: {str(data)[:300]}") from e
-        return parse_choice(choice, self.eos_ids)
+        return parse_choice(self._post(body), self.eos_ids)
 
     def generate(
         self,
