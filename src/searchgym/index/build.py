@@ -1,13 +1,15 @@
-"""The index inside a world directory: build it once, load it fast, refuse it when stale.
+"""The index inside a world directory: build it once, load it fast, refuse it when stale or damaged.
 
-WORLD/index/<backend>/ holds the backend's files, the document store and `index.json`, which records the
-sha256 of the corpus.jsonl it was built from. Loading compares that hash with the corpus on disk.
+WORLD/index/<backend>/ holds the backend's files, the document store and `index.json`, which records the size
+and sha256 of the corpus.jsonl it was built from and of every index file. Loading checks both, so an edited
+corpus, a deleted or truncated file and a flipped byte are each caught and named before a query runs.
+index.json holds no timestamps: the same corpus gives the same bytes (bm25s; tantivy names its segment files
+with random ids).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from searchgym import __version__
@@ -18,7 +20,7 @@ from searchgym.types import Document
 # Chosen by bench/bench_search.py on a 100k-document world: bm25s (our exact numpy top-k) answers single
 # queries faster than tantivy (median 0.11 ms vs 0.25 ms) and verifies edges faster; see docs/search.md.
 DEFAULT_BACKEND = "bm25s"
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3
 
 
 class SearchIndexError(RuntimeError):
@@ -33,21 +35,20 @@ class StaleIndexError(SearchIndexError):
     pass
 
 
+class DamagedIndexError(SearchIndexError):
+    """An index file is missing, truncated or was modified since the build."""
+
+
 def engine_class(backend: str | None) -> type[IndexBackend]:
     return backend_class(backend or DEFAULT_BACKEND)
 
 
-def _build_command(world_dir: Path, backend: str) -> str:
-    return f"searchgym index build {world_dir} --backend {backend}"
+def _build_command(world_dir: Path, backend: str, overwrite: bool = False) -> str:
+    return f"searchgym index build {world_dir} --backend {backend}" + (" --overwrite" if overwrite else "")
 
 
 def index_dir(world_dir: Path, backend: str | None = None) -> Path:
     return Path(world_dir) / "index" / (backend or DEFAULT_BACKEND)
-
-
-def _corpus_stat(corpus: Path) -> dict[str, int]:
-    st = os.stat(corpus)
-    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def read_documents(corpus: Path) -> list[Document]:
@@ -60,19 +61,57 @@ def read_documents(corpus: Path) -> list[Document]:
     return docs
 
 
-def _is_fresh(directory: Path, corpus: Path) -> tuple[bool, str]:
-    """(fresh, reason). The stat shortcut skips hashing an unchanged file (same size and mtime)."""
+def _file_record(path: Path) -> dict[str, int | str]:
+    return {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+
+
+def index_files(directory: Path) -> dict[str, dict[str, int | str]]:
+    """Size and sha256 of every file of a built index (relative path -> record), index.json and lock files
+    (tantivy's empty `.lock` files hold no data) excepted."""
+    paths = sorted(p for p in directory.rglob("*") if p.is_file())
+    return {
+        p.relative_to(directory).as_posix(): _file_record(p)
+        for p in paths
+        if p.name != "index.json" and p.suffix != ".lock"
+    }
+
+
+def _problem(directory: Path, corpus: Path) -> tuple[type[SearchIndexError], str] | None:
+    """Why the index in `directory` cannot serve `corpus` (error class, reason), or None if it can.
+
+    Sizes are compared first (free, and they catch deleted and truncated files); then every file is hashed.
+    """
+    meta = directory / "index.json"
+    if not meta.is_file():
+        return IndexMissingError, f"{meta} is missing"
     try:
-        manifest = json.loads((directory / "index.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return False, "its index.json is missing or damaged"
+        manifest = json.loads(meta.read_text(encoding="utf-8"))
+        files, recorded = dict(manifest["files"]), dict(manifest["corpus"])
+        for name, rec in files.items():
+            if ".." in Path(name).parts or Path(name).is_absolute() or set(rec) != {"bytes", "sha256"}:
+                raise ValueError(f"bad file record {name!r}")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        return DamagedIndexError, f"{meta} is not a valid index manifest ({type(e).__name__}: {e})"
     if manifest.get("format") != INDEX_FORMAT:
-        return False, f"it has index format {manifest.get('format')}, this SearchGym reads {INDEX_FORMAT}"
-    if manifest.get("corpus_stat") == _corpus_stat(corpus):
-        return True, ""
-    if manifest.get("corpus_sha256") != sha256_file(corpus):
-        return False, "corpus.jsonl changed since it was built (sha256 differs)"
-    return True, ""
+        return (
+            StaleIndexError,
+            f"it has index format {manifest.get('format')}, this SearchGym reads {INDEX_FORMAT}",
+        )
+    for name, rec in files.items():
+        path = directory / name
+        if not path.is_file():
+            return DamagedIndexError, f"{path} is missing"
+        if path.stat().st_size != rec["bytes"]:
+            return (
+                DamagedIndexError,
+                f"{path} has {path.stat().st_size} bytes, index.json records {rec['bytes']}",
+            )
+    if recorded.get("bytes") != corpus.stat().st_size or recorded.get("sha256") != sha256_file(corpus):
+        return StaleIndexError, "corpus.jsonl changed since it was built (size or sha256 differs)"
+    for name, rec in files.items():
+        if sha256_file(directory / name) != rec["sha256"]:
+            return DamagedIndexError, f"{directory / name} does not match its sha256 in index.json"
+    return None
 
 
 def build_index(
@@ -92,11 +131,14 @@ def build_index(
             f"{corpus} not found; is {world_dir} a world directory (searchgym world build)?"
         )
     final = index_dir(world_dir, backend)
-    if final.exists() and not overwrite and _is_fresh(final, corpus)[0]:
-        return final
     console = Console(stderr=True, quiet=not progress)
+    if final.exists() and not overwrite:
+        problem = _problem(final, corpus)
+        if problem is None:
+            return final
+        console.print(f"rebuilding the {backend} index: {problem[1]}")
     with console.status(f"reading {corpus}"):
-        stat, digest = _corpus_stat(corpus), sha256_file(corpus)
+        recorded = _file_record(corpus)
         docs = read_documents(corpus)
     with (
         console.status(f"building the {backend} index over {len(docs):,} documents"),
@@ -108,8 +150,8 @@ def build_index(
             "backend": backend,
             "searchgym_version": __version__,
             "num_docs": len(docs),
-            "corpus_sha256": digest,
-            "corpus_stat": stat,
+            "corpus": recorded,
+            "files": index_files(tmp),
         }
         write_json(tmp / "index.json", manifest)
     console.print(f"[green]built[/] {final} ({len(docs):,} documents)")
@@ -123,14 +165,20 @@ def load_engine(world_dir: str | Path, backend: str | None = None, **options) ->
     corpus, directory = world_dir / "corpus.jsonl", index_dir(world_dir, backend)
     if not corpus.is_file():
         raise FileNotFoundError(f"{corpus} not found; is {world_dir} a world directory?")
-    if not (directory / "index.json").is_file():
-        raise IndexMissingError(
-            f"{world_dir} has no {backend} index; run: {_build_command(world_dir, backend)}"
-        )
-    fresh, reason = _is_fresh(directory, corpus)
-    if not fresh:
-        raise StaleIndexError(
-            f"the {backend} index of {world_dir} is stale: {reason}; run: {_build_command(world_dir, backend)}"
+    problem = _problem(directory, corpus)
+    if problem is not None:
+        error, reason = problem
+        if error is IndexMissingError:
+            raise IndexMissingError(
+                f"{world_dir} has no {backend} index ({reason}); run: {_build_command(world_dir, backend)}"
+            )
+        if error is StaleIndexError:
+            raise StaleIndexError(
+                f"the {backend} index of {world_dir} is stale: {reason}; run: {_build_command(world_dir, backend)}"
+            )
+        raise DamagedIndexError(
+            f"the {backend} index of {world_dir} is damaged: {reason}; "
+            f"run: {_build_command(world_dir, backend, overwrite=True)}"
         )
     return cls.load(directory, **options)
 
