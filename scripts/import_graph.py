@@ -25,6 +25,7 @@ LAYERS = [
     {"trainer"},
     {"integrations"},
     {"eval"},
+    {"view"},
     {"pipeline"},
     {"demo"},
     {"cli"},

@@ -16,7 +16,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-STAGES = ("world", "index", "tasks", "eval", "trac", "train")
+STAGES = ("world", "index", "tasks", "eval", "trac", "train", "view")
 
 
 @app.callback()
