@@ -15,8 +15,13 @@ def view(
     compare: Path = typer.Option(None, help="a second eval / run directory to compare PATH with"),
 ) -> None:
     """Serve a local trajectory viewer for PATH and print its URL (Ctrl-C stops it)."""
-    from searchgym.view.server import bind, create_app, serve
+    from searchgym.view.server import bind, create_app, is_loopback, serve
     from searchgym.view.viewer import Viewer
+
+    if not is_loopback(host):
+        typer.echo(
+            f"warning: serving on {host}: anyone who can reach it can read this run and its world", err=True
+        )
 
     viewer = Viewer.open(path, world=world, compare=compare)
     sock = bind(host, port)

@@ -33,6 +33,11 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 RUN_ID = r"^[a-z0-9_-]{1,64}$"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK or host.startswith("127.")
 
 
 def _static(name: str) -> bytes:
@@ -41,7 +46,8 @@ def _static(name: str) -> bytes:
 
 def create_app(viewer: Viewer, host: str = "127.0.0.1") -> FastAPI:
     app = FastAPI(title="SearchGym viewer", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=sorted({host, "127.0.0.1", "localhost", "::1"}))
+    if is_loopback(host):  # a page on a loopback port answers only to loopback names (no DNS rebinding)
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=sorted({host, *LOOPBACK}))
     pages = {"index.html": _static("index.html")} | {name: _static(f) for name, (f, _) in STATIC.items()}
 
     @app.middleware("http")
