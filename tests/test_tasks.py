@@ -14,7 +14,7 @@ from searchgym.pipeline import build_world
 from searchgym.tasks.config import TaskConfig
 from searchgym.tasks.forms import evaluate, form_key
 from searchgym.tasks.store import TaskSetError, load_manifest, load_tasks, save_tasks
-from searchgym.tasks.synth import Draft, Synthesizer, build_tasks, synthesize
+from searchgym.tasks.synth import REJECTIONS, Draft, Synthesizer, build_tasks, synthesize
 from searchgym.text import normalize_answer
 from searchgym.world.build import WorldConfig
 from searchgym.world.noise import NoiseConfig
@@ -215,11 +215,14 @@ def test_store_roundtrip_and_world_change(worlds, tmp_path):
     w = worlds[3]
     world_copy = tmp_path / "w"
     shutil.copytree(w.path, world_copy)
-    tasks, shortfall = synthesize(w, SMALL, progress=False)
-    path = save_tasks(tasks, world_copy, "default", SMALL.to_dict(), {"shortfall": shortfall})
+    result = synthesize(w, SMALL, progress=False)
+    tasks = result.tasks
+    path = save_tasks(tasks, world_copy, "default", SMALL.to_dict(), result.report())
     assert load_tasks(path) == tasks
     manifest = load_manifest(path)
     assert manifest["num_tasks"] == len(tasks)
+    assert manifest["split"]["mode"] == "start" and set(manifest["split"]["leakage"]) == {"dev", "test"}
+    assert set(manifest["rejected"]["total"]) <= set(REJECTIONS)
     assert sum(manifest["counts"]["type"].values()) == len(tasks)
     with pytest.raises(FileExistsError, match="--overwrite"):
         save_tasks(tasks, world_copy, "default", SMALL.to_dict())

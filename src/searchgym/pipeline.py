@@ -11,13 +11,19 @@ from searchgym.world.store import World
 
 
 def build_world(
-    cfg: world_build.WorldConfig, out_dir: str | Path, overwrite: bool = False, progress: bool = True
+    cfg: world_build.WorldConfig,
+    out_dir: str | Path,
+    overwrite: bool = False,
+    progress: bool = True,
+    timings: dict[str, float] | None = None,
 ) -> World:
     """Build a world; with `cfg.verify` its index (`cfg.verify_backend`) is built inside it and every edge is
-    verified against that engine, the one agents will search with."""
+    verified against that engine, the one agents will search with. `timings` receives seconds per stage."""
 
     def engine_for(directory: Path) -> SearchEngine:
         build_index(directory, cfg.verify_backend, progress=progress)
         return load_engine(directory, cfg.verify_backend)
 
-    return world_build.build_world(cfg, out_dir, overwrite, progress, engine_for if cfg.verify else None)
+    return world_build.build_world(
+        cfg, out_dir, overwrite, progress, engine_for if cfg.verify else None, timings
+    )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -26,9 +28,6 @@ def build(
     overwrite: bool = typer.Option(False, help="replace an existing task set of that name"),
 ) -> None:
     """Synthesize tasks on WORLD's verified graph and save them with a manifest."""
-    from rich.console import Console
-    from rich.table import Table
-
     from searchgym.config import ConfigError
     from searchgym.tasks.config import TaskConfig
     from searchgym.tasks.store import save_tasks, task_set_dir
@@ -41,19 +40,11 @@ def build(
         if task_set_dir(world, name).exists() and not overwrite:
             _fail(f"{task_set_dir(world, name)} exists; pass --overwrite to replace it")
         w = World.load(world)
-        tasks, shortfall = synthesize(w, cfg, progress=True)
+        result = synthesize(w, cfg, progress=True)
     except (ConfigError, WorldError, FileNotFoundError) as e:
         _fail(str(e))
-    out = save_tasks(tasks, world, name, cfg.to_dict(), {"shortfall": shortfall}, overwrite=overwrite)
-    table = Table(title=f"{len(tasks)} tasks in {out}")
-    for col in ("type", "level", "count"):
-        table.add_column(col)
-    for key in sorted({f"{t.type}/{t.level}" for t in tasks}):
-        kind, level = key.split("/")
-        table.add_row(kind, level, str(sum(1 for t in tasks if t.type == kind and str(t.level) == level)))
-    Console().print(table)
-    if shortfall:
-        typer.echo(f"warning: fewer tasks than requested (slice -> missing): {shortfall}", err=True)
+    out = save_tasks(result.tasks, world, name, cfg.to_dict(), result.report(), overwrite=overwrite)
+    _print_synthesis(result, out)
 
 
 @tasks_app.command("export")
@@ -156,3 +147,48 @@ def oracle(
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the main `searchgym` app."""
     app.add_typer(tasks_app, name="tasks")
+
+
+def _print_synthesis(result: Any, out: Path) -> None:
+    """What `tasks build` prints: tasks per type and level, rejected drafts by reason, split leakage."""
+    from rich.console import Console
+    from rich.table import Table
+
+    tasks, console = result.tasks, Console()
+    table = Table("type", "level", "count", title=f"{len(tasks)} tasks in {out}")
+    for key, n in sorted(Counter(f"{t.type}/{t.level}" for t in tasks).items()):
+        table.add_row(*key.split("/"), str(n))
+    console.print(table)
+    if result.rejected:
+        rej = Table(
+            "reason", "drafts", "relations most involved", title="Rejected drafts (uniqueness and checks)"
+        )
+        for reason, per_rel in result.rejected.items():
+            top = sorted(per_rel.items(), key=lambda kv: (-kv[1], kv[0]))[:4]
+            rej.add_row(reason, str(sum(per_rel.values())), ", ".join(f"{r} {n}" for r, n in top))
+        console.print(rej)
+    split = result.split
+    dropped = (
+        f" ({split['dropped']} tasks dropped to keep splits entity-disjoint)"
+        if split["mode"] == "entity"
+        else ""
+    )
+    leak = Table(
+        "split",
+        "tasks",
+        "entities in train",
+        "starts in train",
+        "answers in train",
+        "paths inside a train task",
+        title=f"Split mode {split['mode']!r}: what held-out tasks share with train{dropped}",
+    )
+    for split_name, row in split["leakage"].items():
+        leak.add_row(
+            split_name,
+            str(row["tasks"]),
+            *(f"{row[k]:.1%}" for k in ("entities_in_train", "starts_in_train", "answers_in_train")),
+            f"{row['paths_inside_a_train_task']:.1%}",
+        )
+    console.print(leak)
+    if result.shortfall:
+        typer.echo(f"warning: fewer tasks than requested (slice -> missing): {result.shortfall}", err=True)

@@ -45,8 +45,53 @@ def build(
         world = build_world(cfg, out, overwrite=overwrite, progress=True)
     except (ConfigError, SchemaError, FileExistsError, ValueError, RuntimeError) as e:
         _fail(str(e))
-    c = world.manifest["counts"]
+    _print_build(out, world.manifest)
+
+
+def _print_build(out: Path, manifest: dict) -> None:
+    """What `world build` prints: counts, then per relation the edges verification dropped and why, and for
+    LLM-written worlds the facts the writer lost and the tokens used."""
+    from rich.console import Console
+    from rich.table import Table
+
+    c = manifest["counts"]
     typer.echo(f"built {out}: {c['entities']:,} entities, {c['edges']:,} edges, {c['documents']:,} documents")
+    v = manifest.get("verification")
+    if not v:
+        typer.echo("not verified (--no-verify): tasks cannot be built on this world")
+        return
+    checks = ("grounded", "retrievable", "contradicted")
+    table = Table(
+        "relation", "edges", "verified", "dropped", *(f"not {x}" for x in checks), title="Verification"
+    )
+    for rel, row in v.items():
+        dropped = row["total"] - row["verified"]
+        table.add_row(
+            rel,
+            f"{row['total']:,}",
+            f"{row['verified']:,}",
+            f"{dropped:,}",
+            *(f"{row['failures'][x]:,}" for x in checks),
+        )
+    total, ok = sum(r["total"] for r in v.values()), sum(r["verified"] for r in v.values())
+    table.add_row(
+        "all",
+        f"{total:,}",
+        f"{ok:,}",
+        f"{total - ok:,}",
+        *(f"{sum(r['failures'][x] for r in v.values()):,}" for x in checks),
+    )
+    console = Console()
+    console.print(table)
+    llm = manifest.get("llm")
+    if llm:
+        t = llm["tokens"]
+        console.print(
+            f"LLM writer {llm['model']!r}: {llm['articles']:,} articles ({llm['regenerated']:,} regenerated), "
+            f"{t['prompt_tokens']:,} prompt + {t['completion_tokens']:,} completion tokens, "
+            f"{llm['facts_lost']:,} facts lost: "
+            + (", ".join(f"{r} {f['lost']}" for r, f in llm["facts"].items() if f["lost"]) or "none")
+        )
 
 
 @world_app.command()
@@ -113,11 +158,9 @@ def info(world: Path = typer.Argument(..., help="world directory")) -> None:
         )
     else:
         console.print("not verified (built with --no-verify)")
-    rewrite = manifest.get("rewrite")
-    if rewrite:
-        console.print(
-            f"LLM rewrite: {rewrite['documents']:,} documents, {rewrite['facts_missing']:,} fact sentences lost"
-        )
+    llm = manifest.get("llm")
+    if llm:
+        console.print(f"LLM-written ({llm['model']!r}): {llm['facts_lost']:,} facts lost by the writer")
 
 
 @world_app.command()

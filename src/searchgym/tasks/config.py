@@ -42,6 +42,9 @@ class TaskConfig(YamlConfig):
     )
     attempts_per_task: int = 40  # sampling attempts budget per requested task before giving up on a type
     splits: dict[str, float] = field(default_factory=lambda: {"train": 0.8, "dev": 0.1, "test": 0.1})
+    split_mode: str = (
+        "start"  # "start": hash of the start entity | "entity": entity-disjoint (see tasks/splits.py)
+    )
     paraphrase: ParaphraseConfig = field(default_factory=ParaphraseConfig)
 
     def validate(self) -> None:
@@ -49,9 +52,17 @@ class TaskConfig(YamlConfig):
             raise ConfigError(f"max_hops={self.max_hops}: must be at least 1")
         if not self.splits or any(v < 0 for v in self.splits.values()) or sum(self.splits.values()) <= 0:
             raise ConfigError(f"splits={self.splits}: give non-negative ratios with a positive sum")
+        if self.split_mode not in ("start", "entity"):
+            raise ConfigError(f"split_mode={self.split_mode!r}: choose 'start' or 'entity'")
         for name in ("comparison_hop_fraction", "attribute_answer_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name}={getattr(self, name)}: must be in [0, 1]")
+        for name in ("chain_per_hops", "obfuscated", "intersection", "comparison"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}={getattr(self, name)}: a task count must be >= 0")
+        for name in ("max_anchor_candidates", "attempts_per_task"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)}: must be at least 1")
 
 
 def level_of(task_type: str, variant: int) -> int:

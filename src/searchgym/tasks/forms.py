@@ -36,8 +36,12 @@ def type_nouns(schema: Any) -> dict[str, str]:
 
 
 class Graph:
-    """Functional hops over one edge set: holder --relation--> other end. The full graph (verified_only=False)
-    also holds the claims of the corpus's conflicting statements (noise.jsonl, edge id -1)."""
+    """Functional hops over one edge set: holder --relation--> other end.
+
+    The verified graph (verified_only=True) holds the verified edges. The full graph holds everything the corpus
+    states: every edge, verified or not, plus the claims of noise.jsonl -- planted conflicts, distractor articles
+    (their near-namesakes become entities of the graph, keyed by document id) and stray statements of LLM-written
+    text (`World.claims`, edge id -1). An answer unique on the full graph is unique against the whole corpus."""
 
     def __init__(self, world: Any, relations: dict[str, Any], verified_only: bool):
         self.hop: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
@@ -50,16 +54,14 @@ class Graph:
             self.hop[(h, e.relation)].append((o, e.id))
             self.holders[(e.relation, o)].append(h)
             self.out[h].append((e.relation, o, e.id))
-        if not verified_only:  # a conflicting statement planted in the corpus counts as a claimed edge too
-            by_id = {e.id: e for e in world.edges}
-            for rec in getattr(world, "noise", ()):
-                e = by_id.get(rec.get("edge")) if rec.get("kind") == "conflict" else None
-                if e is None or e.relation not in relations or rec["doc"] not in world.entities:
-                    continue
-                h, _ = relations[e.relation].orient(e.source, e.target)
-                self.hop[(h, e.relation)].append((rec["doc"], -1))
-                self.holders[(e.relation, rec["doc"])].append(h)
         self.entities = world.entities
+        if not verified_only:
+            for rel, h, o in world.claims:
+                if rel in relations:
+                    self.hop[(h, rel)].append((o, -1))
+                    self.holders[(rel, o)].append(h)
+            if world.distractors:
+                self.entities = {**world.entities, **world.distractors}
         self.attrs = attribute_specs(world.schema)
 
     def sort_key(self, eid: str, attr: str) -> float | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from searchgym.errors import SearchGymError
 from searchgym.tasks.config import ParaphraseConfig
 from searchgym.text import normalize_answer
 from searchgym.types import Task
@@ -24,7 +25,7 @@ SYSTEM = (
 )
 
 
-class ParaphraseError(RuntimeError):
+class ParaphraseError(SearchGymError, RuntimeError):
     """The endpoint could not be reached or answered with something unusable."""
 
 

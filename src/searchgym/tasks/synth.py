@@ -1,16 +1,17 @@
 """Task synthesis on the verified graph, with every answer re-derived symbolically.
 
 Each task carries a logical form (`searchgym.tasks.forms`). A task is kept only if `evaluate(form)` is exactly
-{answer} on the verified graph AND on the full graph (unverified edges and the claims of planted conflicting
-statements included), and every evidence edge is verified. Questions come from templates (`templates.py`); splits
-from a hash of the start entity.
+{answer} on the verified graph AND on the full graph (everything the corpus states: every edge, planted conflicts,
+distractor articles, stray LLM statements), a hidden start is unique on the full graph too, and every evidence edge
+is verified. Rejections are counted by reason and relation. Questions come from templates (`templates.py`);
+splits from `splits.py`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,18 @@ from searchgym.tasks.forms import (
     relation_specs,
     type_nouns,
 )
+from searchgym.tasks.splits import assign_split, entity_disjoint, leakage
 from searchgym.types import EvidenceStep, Task
+
+REJECTIONS = (
+    "duplicate form",
+    "duplicate question",
+    "hidden start not unique",
+    "not unique on the verified graph",
+    "second answer in the corpus",
+    "evidence edge unverified",
+    "answer in the question",
+)
 
 
 @dataclass
@@ -55,7 +67,8 @@ class Synthesizer:
         self.nouns = type_nouns(world.schema)
         self.gv = Graph(world, self.rel, verified_only=True)
         self.gf = Graph(world, self.rel, verified_only=False)
-        self.aliases = Aliases(world.entities)
+        self.aliases = Aliases(self.gf.entities)  # distractors' names too: an alias must clash with no title
+        self.rejected: Counter[tuple[str, str]] = Counter()  # (reason, relation) -> drafts rejected
         # relations whose holder phrasing turns into a relative clause (usable in descriptions)
         self.clausal = {n for n, s in self.rel.items() if T.relation_clause(s, s.holder_type, "") is not None}
         self._url: dict[str, str] = {}
@@ -86,8 +99,11 @@ class Synthesizer:
 
     def url(self, eid: str) -> str:
         if eid not in self._url:
-            self._url[eid] = self.world.doc_of(eid).url
+            self._url[eid] = self.world.url_of(eid)
         return self._url[eid]
+
+    def noun(self, eid: str) -> str:
+        return self.nouns[self.world.entities[eid].type]
 
     def step(self, eid: str, rel: str | None = None, edge: int | None = None, attr: str | None = None):
         return EvidenceStep(entity=eid, url=self.url(eid), edge=edge, relation=rel, attribute=attr)
@@ -113,9 +129,15 @@ class Synthesizer:
             form = {"hop": r, "of": form}
         return form
 
-    def chain_text(self, start_text: str, hops: list[tuple[str, str, int]], rng: random.Random) -> str:
+    def chain_text(
+        self, start: T.Phrase, start_id: str, hops: list[tuple[str, str, int]], rng: random.Random
+    ) -> str:
         rels = [self.rel[r] for r, _, _ in hops]
-        return T.chain_question(start_text, [s.descriptors for s in rels], rels[-1].questions, rng)
+        nouns = [self.noun(start_id)] + [self.noun(o) for _, o, _ in hops]
+        answer_type = self.world.entities[hops[-1][1]].type
+        return T.chain_question(
+            start, [s.descriptors for s in rels], rels[-1].questions, nouns, answer_type, rng
+        )
 
     def hop_steps(self, start: str, hops: list[tuple[str, str, int]]) -> list[EvidenceStep]:
         holders = ([start] + [o for _, o, _ in hops])[: len(hops)]
@@ -131,7 +153,7 @@ class Synthesizer:
         hops = self.walk(rng, start, k, set())
         if hops is None:
             return None
-        q = self.chain_text(self.name(start), hops, rng)
+        q = self.chain_text(T.Phrase(self.name(start), False), start, hops, rng)
         form = self.chain_form({"entity": start}, hops)
         return Draft("chain", k, form, q, hops[-1][1], self.hop_steps(start, hops))
 
@@ -152,8 +174,10 @@ class Synthesizer:
         a = rng.choice(asked)
         spec = specs[a]
         rels = [self.rel[r] for r, _, _ in hops]
-        desc = T.chain_description(self.name(start), [s.descriptors for s in rels], rng)
-        q = rng.choice(spec.questions).format(x=desc)
+        nouns = [self.noun(start)] + [self.noun(o) for _, o, _ in hops]
+        q = T.ask(
+            T.Phrase(self.name(start), False), [s.descriptors for s in rels], list(spec.questions), nouns, rng
+        )
         form = {"attr": a, "of": self.chain_form({"entity": start}, hops)}
         evidence = self.hop_steps(start, hops) + [self.step(end, attr=a)]
         return Draft("chain", k, form, q, end, evidence, value=spec.format(ent.attrs[a]))
@@ -168,12 +192,15 @@ class Synthesizer:
         if not rels or not attrs:
             return None
         r, anchor, e = rng.choice(rels)
-        pool = self.gf.holders[(r, anchor)]  # all of the relation's holder type
+        pool = self.gf.holders[
+            (r, anchor)
+        ]  # everyone the corpus says holds r to the anchor (distractors too)
         if len(pool) > self.cfg.max_anchor_candidates:
             return None
         a = rng.choice(attrs)
         v = ent.attrs[a]
-        if any(h != x and self.world.entities[h].attrs.get(a) == v for h in pool):
+        if any(h != x and self.gf.entities[h].attrs.get(a) == v for h in pool):
+            self.rejected[("hidden start not unique", r)] += 1
             return None
         spec = self.attrs[ent.type][a]
         vt = spec.format(v)
@@ -193,7 +220,7 @@ class Synthesizer:
         hops = self.walk(rng, x, k, {form0["where"][0]["to"]["entity"]})
         if hops is None:
             return None
-        q = self.chain_text(text, hops, rng)
+        q = self.chain_text(T.Phrase(text, True), x, hops, rng)
         form = self.chain_form(form0, hops)
         return Draft("obfuscated", k, form, q, hops[-1][1], steps + self.hop_steps(x, hops), values)
 
@@ -210,7 +237,7 @@ class Synthesizer:
             return None
         c1 = T.relation_clause(self.rel[r1], ent.type, self.name(a))
         c2 = T.relation_clause(self.rel[r2], ent.type, self.name(b))
-        q = T.intersection_question(self.nouns[ent.type], c1, c2, rng)
+        q = T.intersection_question(ent.type, self.nouns[ent.type], c1, c2, rng)
         form = {
             "find": ent.type,
             "where": [{"rel": r1, "to": {"entity": a}}, {"rel": r2, "to": {"entity": b}}],
@@ -249,17 +276,35 @@ class Synthesizer:
     # -- checks and assembly
     def check(self, d: Draft) -> bool:
         """Unique answer on the verified and the full graph, verified evidence, answer not given away."""
+        return self.problem(d) is None
+
+    def problem(self, d: Draft) -> str | None:
+        """Why the draft is rejected (a REJECTIONS entry), or None."""
         gold = {d.value if d.value is not None else d.answer}
-        if evaluate(d.form, self.gv) != gold or evaluate(d.form, self.gf) != gold:
-            return False
+        if d.type == "obfuscated":
+            start = d.form
+            while "find" not in start:
+                start = start["of"]
+            if evaluate(start, self.gf) != {d.evidence[0].entity}:
+                return "hidden start not unique"
+        if evaluate(d.form, self.gv) != gold:
+            return "not unique on the verified graph"
+        if evaluate(d.form, self.gf) != gold:
+            return "second answer in the corpus"
         for s in d.evidence:
             if s.edge is not None and all(
                 e != s.edge for _, e in self.gv.hop.get((s.entity, s.relation), ())
             ):
-                return False
+                return "evidence edge unverified"
         if d.type == "comparison":  # the answer is one of the two options by design
-            return True
-        return (d.value or self.name(d.answer)).casefold() not in d.question.casefold()
+            return None
+        if (d.value or self.name(d.answer)).casefold() in d.question.casefold():
+            return "answer in the question"
+        return None
+
+    def reject(self, d: Draft, reason: str) -> None:
+        for rel in sorted(_relations(d.form)) or ["-"]:
+            self.rejected[(reason, rel)] += 1
 
     def attr_of(self, d: Draft) -> Any:
         return self.attrs[self.world.entities[d.answer].type][d.form["attr"]]
@@ -279,7 +324,7 @@ class Synthesizer:
             type=d.type,
             hops=len(d.evidence),
             level=level_of(d.type, d.variant),
-            split=assign_split(split_key, self.cfg.seed, self.cfg.splits),
+            split=assign_split(split_key, self.cfg.seed, self.cfg.splits),  # re-split later in "entity" mode
             evidence=tuple(d.evidence),
             meta={
                 "form": d.form,
@@ -309,24 +354,41 @@ def _spread(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
 
 
-def assign_split(key: str, seed: int, ratios: dict[str, float]) -> str:
-    """Deterministic split from a hash of the key: the same key always lands in the same split."""
-    u = int(hashlib.sha256(f"{seed}|{key}".encode()).hexdigest()[:15], 16) / 16**15
-    total, acc = sum(ratios.values()), 0.0
-    for name, r in ratios.items():
-        acc += r / total
-        if u < acc:
-            return name
-    return list(ratios)[-1]
+def _relations(form: Any) -> set[str]:
+    if isinstance(form, dict):
+        own = {form[k] for k in ("hop", "rel") if k in form}
+        return own.union(*(_relations(v) for v in form.values()))
+    if isinstance(form, list):
+        return set().union(*(_relations(v) for v in form))
+    return set()
+
+
+@dataclass
+class Synthesis:
+    """What `synthesize` produced and why it did not produce more."""
+
+    tasks: list[Task]
+    shortfall: dict[str, int]  # slice label -> tasks requested but not found in the budget
+    rejected: dict[str, dict[str, int]]  # reason -> relation -> drafts rejected
+    split: dict[str, Any]  # mode, tasks dropped by the entity-disjoint split, leakage per held-out split
+
+    def report(self) -> dict[str, Any]:
+        """The task set manifest's record of this synthesis."""
+        totals = {r: sum(v.values()) for r, v in self.rejected.items()}
+        return {
+            "shortfall": self.shortfall,
+            "rejected": {"total": totals, "by_relation": self.rejected},
+            "split": self.split,
+        }
 
 
 def build_tasks(world: Any, cfg: TaskConfig, progress: bool = True) -> list[Task]:
     """Synthesize the configured mix of tasks on `world`'s verified graph (deterministic in cfg.seed)."""
-    return synthesize(world, cfg, progress)[0]
+    return synthesize(world, cfg, progress).tasks
 
 
-def synthesize(world: Any, cfg: TaskConfig, progress: bool = True) -> tuple[list[Task], dict[str, int]]:
-    """`build_tasks`, plus the shortfall per slice (label -> tasks requested but not found in the budget)."""
+def synthesize(world: Any, cfg: TaskConfig, progress: bool = True) -> Synthesis:
+    """`build_tasks`, plus the shortfall per slice, the rejections and the split report."""
     cfg.validate()
     if not any(e.verified for e in world.edges):
         raise ValueError(
@@ -351,7 +413,15 @@ def synthesize(world: Any, cfg: TaskConfig, progress: bool = True) -> tuple[list
                     continue
                 fkey = form_key(d.form)
                 qkey = d.question.casefold()
-                if fkey in seen_form or qkey in seen_q or not syn.check(d):
+                reason = (
+                    "duplicate form"
+                    if fkey in seen_form
+                    else "duplicate question"
+                    if qkey in seen_q
+                    else syn.problem(d)
+                )
+                if reason is not None:
+                    syn.reject(d, reason)
                     continue
                 seen_form.add(fkey)
                 seen_q.add(qkey)
@@ -360,11 +430,18 @@ def synthesize(world: Any, cfg: TaskConfig, progress: bool = True) -> tuple[list
                 advance()
             if made < count:
                 shortfall[label] = count - made
+    split: dict[str, Any] = {"mode": cfg.split_mode, "dropped": 0}
+    if cfg.split_mode == "entity":
+        tasks, split["dropped"] = entity_disjoint(tasks, cfg.seed, cfg.splits)
+    split["leakage"] = leakage(tasks)
     if cfg.paraphrase.enabled:
         from searchgym.tasks.paraphrase import paraphrase_tasks
 
         tasks = paraphrase_tasks(tasks, world, cfg.paraphrase, progress=progress)
-    return tasks, shortfall
+    rejected: dict[str, dict[str, int]] = {}
+    for (reason, rel), n in sorted(syn.rejected.items()):
+        rejected.setdefault(reason, {})[rel] = n
+    return Synthesis(tasks, shortfall, rejected, split)
 
 
 class _progress:

@@ -1,11 +1,13 @@
-"""The world build pipeline: schema → graph → corpus (→ noise, → LLM rewrite) → verification → world directory.
+"""The world build pipeline: schema → graph → corpus (template or LLM writer, + noise) → verification → world dir.
 
 Everything is written into a temporary sibling directory and moved into place with one rename, so a failed build
-never leaves a half-written world. Hashed files carry no timestamps: the same config gives the same bytes.
+never leaves a half-written world. Each file is written once and hashed while it is written (edges.jsonl last,
+with the verification result); hashed files carry no timestamps: the same config gives the same bytes.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,15 +15,18 @@ from typing import Any
 
 import numpy as np
 
-from searchgym.config import YamlConfig
-from searchgym.io import atomic_dir, atomic_write_text, read_jsonl, write_jsonl
+from searchgym.config import ConfigError, YamlConfig
+from searchgym.io import atomic_dir
 from searchgym.world.corpus import ArticleWriter
 from searchgym.world.generate import Graph, generate_graph
+from searchgym.world.llm import LLMConfig, stray_claims, write_corpus
 from searchgym.world.noise import NoiseConfig, plan_noise
-from searchgym.world.rewrite import RewriteConfig, missing_facts, rewrite_documents
 from searchgym.world.schema import load_schema
-from searchgym.world.store import World, write_manifest
-from searchgym.world.verify import Retriever, verify_world
+from searchgym.world.store import World, write_manifest, write_rows, write_text
+from searchgym.world.verify import EdgeColumns, Retriever, VerificationReport, check_edges
+
+WRITERS = ("template", "llm")
+MAX_ENTITIES = 10_000_000  # refused before any work; tested sizes are 1,000 - 1,000,000
 
 
 @dataclass
@@ -33,28 +38,49 @@ class WorldConfig(YamlConfig):
     max_degree: int = 50  # cap on edges of one relation at one other-end entity (raised if infeasible)
     type_mix: dict[str, float] = field(default_factory=dict)  # entity type -> weight, overrides the schema
     noise: NoiseConfig = field(default_factory=NoiseConfig)
-    rewrite: RewriteConfig = field(default_factory=RewriteConfig)
+    writer: str = "template"  # "template" (fast, several phrasings per fact) | "llm" (the paper's writer)
+    llm: LLMConfig = field(default_factory=LLMConfig)
     verify: bool = True
     verify_backend: str = "bm25s"
     verify_top_k: int = 5
+    verify_workers: int = 2  # processes sharing the retrieval check (results do not depend on it)
+
+    def validate(self) -> None:
+        if self.writer not in WRITERS:
+            raise ConfigError(f"writer={self.writer!r}: choose one of {list(WRITERS)}")
+        if self.writer == "llm" and not self.llm.endpoint:
+            raise ConfigError(
+                "writer=llm needs llm.endpoint, e.g. --set llm.endpoint=http://127.0.0.1:8000/v1"
+            )
+        if self.verify_workers < 1:
+            raise ConfigError(f"verify_workers={self.verify_workers}: must be at least 1")
+        if not 1 <= self.num_entities <= MAX_ENTITIES:
+            raise ConfigError(f"num_entities={self.num_entities}: must be 1 to {MAX_ENTITIES:,}")
+        if not 0.0 <= self.zipf_exponent < float("inf"):
+            raise ConfigError(f"zipf_exponent={self.zipf_exponent}: must be >= 0 (0 = uniform popularity)")
+        for key in ("max_degree", "verify_top_k"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}={getattr(self, key)}: must be at least 1")
+        self.noise.validate()
 
 
-def _entities(g: Graph) -> Any:
+def _entities(g: Graph) -> Iterator[dict[str, Any]]:
     for i in range(len(g.ids)):
         yield {"id": g.ids[i], "type": g.type_of(i), "name": g.names[i], "attrs": g.entity_attrs(i)}
 
 
-def _edges(g: Graph, verified: dict[int, tuple[bool, list[str]]] | None = None) -> Any:
+def _edges(g: Graph, failures: dict[int, list[str]] | None) -> Iterator[dict[str, Any]]:
     rels = [r.name for r in g.schema.relations]
+    ids = g.ids
     for e, (r, s, t) in enumerate(zip(g.rel.tolist(), g.src.tolist(), g.tgt.tolist(), strict=True)):
-        ok, failures = (verified or {}).get(e, (False, []))
+        failed = failures[e] if failures is not None else []
         yield {
+            "failures": failed,
             "id": e,
             "relation": rels[r],
-            "source": g.ids[s],
-            "target": g.ids[t],
-            "verified": ok,
-            "failures": failures,
+            "source": ids[s],
+            "target": ids[t],
+            "verified": failures is not None and not failed,
         }
 
 
@@ -73,9 +99,9 @@ def _counts(g: Graph, n_docs: int, n_noise: dict[str, int]) -> dict[str, Any]:
 
 
 class _Steps:
-    """A rich progress bar over the named build stages (quiet when progress=False)."""
+    """A rich progress bar over the named build stages (quiet when progress=False), and stage timings."""
 
-    def __init__(self, progress: bool, total: int):
+    def __init__(self, progress: bool, total: int, timings: dict[str, float] | None):
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.bar = Progress(
@@ -85,9 +111,23 @@ class _Steps:
         if progress:
             self.bar.start()
         self.task = self.bar.add_task("world build", total=total)
+        self.timings = timings if timings is not None else {}
+        self.stage, self.t0 = "", time.perf_counter()
 
-    def __call__(self, what: str) -> None:
+    def __call__(self, what: str, stage: str | None = None) -> None:
+        """Advance the bar; `stage` starts a new timed stage (generation, writing, index, verification)."""
+        if stage is not None:
+            self._close_stage()
+            self.stage, self.t0 = stage, time.perf_counter()
         self.bar.update(self.task, advance=1, description=f"world build: {what}"[:32])
+
+    def _close_stage(self) -> None:
+        if self.stage:
+            self.timings[self.stage] = self.timings.get(self.stage, 0.0) + time.perf_counter() - self.t0
+
+    def sub(self, what: str, total: int) -> Callable[[int], None]:
+        sub = self.bar.add_task(f"  {what}", total=total)
+        return lambda n=1: self.bar.advance(sub, n)
 
     def track(self, rows: Iterator[Any], total: int, what: str) -> Iterator[Any]:
         sub = self.bar.add_task(f"  {what}", total=total)
@@ -97,6 +137,7 @@ class _Steps:
                 self.bar.update(sub, completed=k)
 
     def close(self) -> None:
+        self._close_stage()
         if self.enabled:
             self.bar.stop()
 
@@ -107,17 +148,20 @@ def build_world(
     overwrite: bool = False,
     progress: bool = True,
     engine_for: Callable[[Path], Retriever] | None = None,
+    timings: dict[str, float] | None = None,
 ) -> World:
     """Build a world directory at `out_dir` and return it loaded. Refuses an existing `out_dir` unless overwrite.
 
     `engine_for(directory)` returns a search engine over `directory/corpus.jsonl` (the same engine the agents will
-    train with); verification queries it. `searchgym.pipeline.build_world` wires in the index's engines."""
+    train with); verification queries it. `searchgym.pipeline.build_world` wires in the index's engines.
+    `timings`, if given, receives wall seconds per stage: generation, writing, index, verification."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir} already exists; pass --overwrite (overwrite=True) to replace it")
+    cfg.validate()
     schema = load_schema(cfg.schema)
     if cfg.num_entities < len(schema.entity_types):
-        raise ValueError(
+        raise ConfigError(
             f"num_entities={cfg.num_entities} is below the {len(schema.entity_types)} entity types"
         )
     if cfg.verify and engine_for is None:
@@ -125,9 +169,10 @@ def build_world(
             "verification needs a search engine over the new corpus: call searchgym.pipeline.build_world, or pass "
             "engine_for=..., or set verify: false"
         )
-    steps = _Steps(progress, total=len(schema.entity_types) + len(schema.relations) + 5)
+    steps = _Steps(progress, len(schema.entity_types) + len(schema.relations) + 5, timings)
     try:
         with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+            steps("generating the graph", stage="generation")
             graph = generate_graph(
                 schema,
                 cfg.seed,
@@ -137,64 +182,121 @@ def build_world(
                 cfg.type_mix or None,
                 steps,
             )
-            steps("writing entities and edges")
-            atomic_write_text(tmp / "schema.yaml", schema.text)
-            write_jsonl(tmp / "entities.jsonl", steps.track(_entities(graph), len(graph.ids), "entities"))
-            write_jsonl(tmp / "edges.jsonl", steps.track(_edges(graph), len(graph.rel), "edges"))
-            steps("writing articles")
             writer = ArticleWriter(graph, cfg.seed)
             noise = plan_noise(writer, cfg.noise, cfg.seed)
-            write_jsonl(tmp / "facts.jsonl", steps.track(writer.facts(), len(graph.rel), "facts"))
-            docs = _chain(writer.articles(noise.extra), noise.distractors)
-            n_docs = write_jsonl(tmp / "corpus.jsonl", steps.track(docs, len(graph.ids), "articles"))
-            write_jsonl(tmp / "noise.jsonl", noise.records)
-            info: dict[str, Any] = {
-                "seed": cfg.seed,
-                "config": cfg.to_dict(),
-                "schema": schema.name,
-                "verification": None,
-            }
-            steps("rewriting articles" if cfg.rewrite.endpoint else "no rewrite")
-            if cfg.rewrite.endpoint:
-                info["rewrite"] = _rewrite(tmp, cfg.rewrite)
-            kinds = [r["kind"] for r in noise.records]
-            info["counts"] = _counts(graph, n_docs, {k: kinds.count(k) for k in ("conflict", "distractor")})
-            write_manifest(tmp, info)
-            steps("verifying edges" if cfg.verify else "no verification")
+            steps("writing entities and articles", stage="writing")
+            files = {"schema.yaml": write_text(tmp / "schema.yaml", schema.text)}
+            n = len(graph.ids)
+            _, files["entities.jsonl"] = write_rows(
+                tmp / "entities.jsonl", steps.track(_entities(graph), n, "entities")
+            )
+            info: dict[str, Any] = {"seed": cfg.seed, "config": cfg.to_dict(), "schema": schema.name}
+            if cfg.writer == "llm":
+                grounded, facts, docs, records = _llm_corpus(writer, noise, cfg, steps, info)
+            else:
+                grounded = np.zeros(len(graph.rel), dtype=bool)
+                facts = writer.facts()
+                docs = _chain(writer.articles(noise.extra, grounded), noise.distractors)
+                records = noise.records
+            _, files["facts.jsonl"] = write_rows(
+                tmp / "facts.jsonl", steps.track(facts, len(graph.rel), "facts")
+            )
+            n_docs, files["corpus.jsonl"] = write_rows(
+                tmp / "corpus.jsonl", steps.track(docs, n + len(noise.distractors), "articles")
+            )
+            _, files["noise.jsonl"] = write_rows(tmp / "noise.jsonl", records)
+            kinds = [r["kind"] for r in records]
+            info["counts"] = _counts(
+                graph, n_docs, {k: kinds.count(k) for k in sorted({"conflict", "distractor", *kinds})}
+            )
+            failures = None
+            info["verification"] = None
             if cfg.verify and engine_for is not None:  # checked above
-                info["verification"] = _verify(tmp, cfg, graph, engine_for(tmp), progress)
-                write_manifest(tmp, info)
+                steps("building the index", stage="index")
+                engine = engine_for(tmp)
+                steps("verifying edges", stage="verification")
+                try:
+                    report = _verify(graph, writer, grounded, records, engine, cfg, steps)
+                finally:
+                    close = getattr(engine, "close", None)
+                    if close is not None:
+                        close()
+                failures = report.edge_failures
+                info["verification"] = report.summary()
+            else:
+                steps("no verification")
+            steps("writing edges and manifest", stage="writing")
+            _, files["edges.jsonl"] = write_rows(
+                tmp / "edges.jsonl", steps.track(_edges(graph, failures), len(graph.rel), "edges")
+            )
+            write_manifest(tmp, info, files)
             steps("done")
     finally:
         steps.close()
-    return World.load(out_dir)
+    return World.load(out_dir, check=False)  # every file was hashed as it was written
 
 
-def _chain(*iterables: Any) -> Any:
+def _chain(*iterables: Any) -> Iterator[Any]:
     for it in iterables:
         yield from it
 
 
-def _rewrite(tmp: Path, cfg: RewriteConfig) -> dict[str, Any]:
-    facts = list(read_jsonl(tmp / "facts.jsonl"))
-    keep: dict[str, list[str]] = {}
-    for f in facts:
-        keep.setdefault(f["doc"], []).append(f["sentence"])
-    docs = list(rewrite_documents(read_jsonl(tmp / "corpus.jsonl"), keep, cfg))
-    write_jsonl(tmp / "corpus.jsonl", docs)
-    lost = missing_facts(docs, facts)
-    return {"documents": len(docs), "facts_missing": len(lost), "missing_edges": lost[:1000]}
+def _llm_corpus(
+    writer: ArticleWriter, noise: Any, cfg: WorldConfig, steps: _Steps, info: dict[str, Any]
+) -> tuple[np.ndarray, list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Articles written by the LLM; facts are the sentences found stating each edge ("" when lost)."""
+    if noise.extra:
+        raise ConfigError(
+            "noise.conflict_rate plants sentences into template articles; with writer=llm set it to 0 "
+            "(LLM text brings its own contradictions, which verification catches)"
+        )
+    results, llm_info = write_corpus(writer, cfg.llm, steps.sub("LLM articles", len(writer.g.ids)))
+    fresh = llm_info.pop("fresh_calls")
+    if steps.enabled:
+        steps.bar.console.print(f"LLM calls this run (the rest came from the cache): {fresh or 'none'}")
+    info["llm"] = llm_info
+    sentence: dict[int, str] = {}
+    for r in results:
+        sentence.update(r.facts)
+    ids, holder = writer.g.ids, writer.holder.tolist()
+    facts = [
+        {"edge": e, "doc": ids[holder[e]], "sentence": sentence.get(e, "")}
+        for e in range(len(writer.rel_list))
+    ]
+    grounded = np.array([bool(f["sentence"]) for f in facts], dtype=bool)
+    docs = [r.doc for r in results] + list(noise.distractors)
+    records = list(noise.records) + stray_claims(writer, [r.doc for r in results])
+    return grounded, facts, docs, records
 
 
-def _verify(tmp: Path, cfg: WorldConfig, graph: Graph, engine: Retriever, progress: bool) -> dict[str, Any]:
-    world = World.load(tmp)
-    try:
-        report = verify_world(world, engine, top_k=cfg.verify_top_k, progress=progress)
-    finally:
-        close = getattr(engine, "close", None)
-        if close is not None:
-            close()
-    failures = {int(e): list(f) for e, f in report.edge_failures.items()}
-    verified = {e: (not failures.get(e), failures.get(e, [])) for e in range(len(graph.rel))}
-    write_jsonl(tmp / "edges.jsonl", _edges(graph, verified))
-    return report.summary()
+def _verify(
+    graph: Graph,
+    writer: ArticleWriter,
+    grounded: np.ndarray,
+    records: list[dict[str, Any]],
+    engine: Retriever,
+    cfg: WorldConfig,
+    steps: _Steps,
+) -> VerificationReport:
+    from searchgym.world.claims import noise_claims
+
+    cols = EdgeColumns(
+        relation=graph.rel,
+        holder=writer.holder,
+        other=writer.other,
+        names=graph.names,
+        doc_ids=graph.ids,
+        grounded=grounded,
+    )
+    rels = [r.name for r in graph.schema.relations]
+    ids = graph.ids
+
+    def edge_ends(e: int) -> tuple[str, str, str]:
+        return rels[writer.rel_list[e]], ids[int(writer.holder[e])], ids[int(writer.other[e])]
+
+    claims = noise_claims(graph.schema, records, edge_ends)
+    index_of = {x: i for i, x in enumerate(ids)} if claims else {}
+    advance = steps.sub("retrieval checks", len(graph.rel))
+    return check_edges(
+        cols, graph.schema, claims, index_of, engine, cfg.verify_top_k, cfg.verify_workers, advance
+    )

@@ -9,7 +9,6 @@ sentence: the article states it verbatim and facts.jsonl records it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,15 +16,9 @@ import numpy as np
 
 from searchgym.world.generate import Graph
 from searchgym.world.names import name_key
+from searchgym.world.wording import fill
 
 URL_PREFIX = "https://searchgym.local/wiki/"
-_A_VOWEL = re.compile(r"\b([Aa]) (?=[aeiouAEIOU])(?![Uu]ni|[Uu]se|[Ee]u)")
-
-
-def fill(template: str, **fields: str) -> str:
-    """Format a template and fix "a" before a vowel ("a engineer" -> "an engineer")."""
-    text = template.format(**fields)
-    return _A_VOWEL.sub(r"\1n ", text) if "a {" in template or "A {" in template else text
 
 
 def url_for(name: str) -> str:
@@ -47,15 +40,31 @@ class ArticleWriter:
         self.holder = np.where(flip, graph.tgt, graph.src)
         self.other = np.where(flip, graph.src, graph.tgt)
         self.held_ptr, self.held_edges = _csr(self.holder, n)
-        self.other_ptr, self.other_edges = _csr(self.other, n)
+        mentioned = np.array([not r.symmetric for r in graph.schema.relations], dtype=bool)
+        keep = mentioned[graph.rel] if e else np.zeros(0, bool)
+        other_ptr, other_edges = _csr(np.where(keep, self.other, n), n + 1)
+        self.other_ptr, self.other_edges = other_ptr[: n + 1], other_edges
         self.rel_list = graph.rel.tolist()
         self.src_list = graph.src.tolist()
         self.tgt_list = graph.tgt.tolist()
 
+        self._sentences: list[str] | None = None
+
+    @property
+    def sentences(self) -> list[str]:
+        """Every edge's holder sentence, by edge id (computed once: facts.jsonl and articles share them)."""
+        if self._sentences is None:
+            names, rels = self.g.names, self.g.schema.relations
+            self._sentences = [
+                fill(rels[r].phrasings[c % len(rels[r].phrasings)], source=names[s], target=names[t])
+                for r, s, t, c in zip(
+                    self.rel_list, self.src_list, self.tgt_list, self.edge_choice, strict=True
+                )
+            ]
+        return self._sentences
+
     def fact_sentence(self, edge: int) -> str:
-        r = self.g.schema.relations[self.rel_list[edge]]
-        s, t = self.g.names[self.src_list[edge]], self.g.names[self.tgt_list[edge]]
-        return fill(r.phrasings[self.edge_choice[edge] % len(r.phrasings)], source=s, target=t)
+        return self.sentences[edge]
 
     def mention_sentence(self, edge: int) -> str:
         r = self.g.schema.relations[self.rel_list[edge]]
@@ -65,10 +74,15 @@ class ArticleWriter:
     def facts(self) -> Iterator[dict[str, Any]]:
         ids = self.g.ids
         holder = self.holder.tolist()
+        sentences = self.sentences
         for e in range(len(self.rel_list)):
-            yield {"edge": e, "doc": ids[holder[e]], "sentence": self.fact_sentence(e)}
+            yield {"doc": ids[holder[e]], "edge": e, "sentence": sentences[e]}
 
-    def article(self, i: int, extra: list[str] | None = None) -> dict[str, Any]:
+    def article(
+        self, i: int, extra: list[str] | None = None, grounded: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """Entity i's article; `grounded[e]` is set for each held edge whose sentence the text states and
+        which names the other end (verification's grounded check, done while the text is at hand)."""
         g, schema = self.g, self.g.schema
         spec = schema.entity_types[int(g.types[i])]
         name = g.names[i]
@@ -82,10 +96,11 @@ class ArticleWriter:
         for k, a in enumerate(spec.attributes):
             sentence = fill(a.phrasings[choice[k + 1] % len(a.phrasings)], name=name, value=shown[a.name])
             sections.setdefault(a.section or spec.section, []).append(sentence)
-        for e in self.held_edges[self.held_ptr[i] : self.held_ptr[i + 1]].tolist():
+        held = self.held_edges[self.held_ptr[i] : self.held_ptr[i + 1]].tolist()
+        for e in held:
             r = schema.relations[self.rel_list[e]]
             box.append(f"{r.label}: {g.names[self.other[e]]}")
-            sections.setdefault(r.section or spec.section, []).append(self.fact_sentence(e))
+            sections.setdefault(r.section or spec.section, []).append(self.sentences[e])
         others = self.other_edges[self.other_ptr[i] : self.other_ptr[i + 1]].tolist()
         mentions = [self.mention_sentence(e) for e in others] + (extra or [])
         if mentions:
@@ -93,6 +108,9 @@ class ArticleWriter:
         parts = [lead, "Summary\n" + "\n".join(box)]
         parts += [f"## {title}\n" + " ".join(sentences) for title, sentences in sections.items() if sentences]
         text = "\n\n".join(parts)
+        if grounded is not None:
+            for e in held:
+                grounded[e] = self.sentences[e] in text and g.names[self.other[e]] in self.sentences[e]
         return {
             "id": g.ids[i],
             "url": url_for(name),
@@ -101,10 +119,12 @@ class ArticleWriter:
             "entity": g.ids[i],
         }
 
-    def articles(self, extra: dict[int, list[str]] | None = None) -> Iterator[dict[str, Any]]:
+    def articles(
+        self, extra: dict[int, list[str]] | None = None, grounded: np.ndarray | None = None
+    ) -> Iterator[dict[str, Any]]:
         extra = extra or {}
         for i in range(len(self.g.ids)):
-            yield self.article(i, extra.get(i))
+            yield self.article(i, extra.get(i), grounded)
 
 
 def _csr(keys: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

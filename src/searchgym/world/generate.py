@@ -6,6 +6,9 @@ type-compatible other end, drawn with Zipf-like preferential weights (a fixed po
 Draws that break a temporal constraint, a self-loop, the per-entity degree cap or (for 1-1) uniqueness are redrawn
 for a few rounds and then dropped; acyclic relations drop any edge that would close a cycle.
 Holder-side uniqueness (n-1: one target per source; 1-n: one source per target) holds by construction.
+Symmetric relations are matchings: entities picked with probability `coverage / 2` each seek an unmatched partner
+(so about `coverage` of the type ends up paired); constraints must hold in both directions; a pair becomes two
+edges, one per direction, with consecutive ids.
 """
 
 from __future__ import annotations
@@ -46,18 +49,22 @@ class Graph:
 
     def attr_value(self, spec: AttributeSpec, type_name: str, i: int) -> Any:
         """JSON value of attribute `spec` for entity `i` (global index)."""
-        v = self.attrs[type_name][spec.name][i - self.offsets[type_name]]
-        if spec.kind == "choice":
-            return spec.values[int(v)]
-        if spec.kind == "date":
-            return dt.date.fromordinal(int(v)).isoformat()
-        if spec.kind == "float":
-            return round(float(v), spec.decimals)
-        return int(v)
+        return json_value(spec, self.attrs[type_name][spec.name][i - self.offsets[type_name]])
 
     def entity_attrs(self, i: int) -> dict[str, Any]:
         t = self.schema.entity_types[int(self.types[i])]
         return {a.name: self.attr_value(a, t.name, i) for a in t.attributes}
+
+
+def json_value(spec: AttributeSpec, v: Any) -> Any:
+    """A sampled attribute value (choice index, date ordinal, number) as entities.jsonl stores it."""
+    if spec.kind == "choice":
+        return spec.values[int(v)]
+    if spec.kind == "date":
+        return dt.date.fromordinal(int(v)).isoformat()
+    if spec.kind == "float":
+        return round(float(v), spec.decimals)
+    return int(v)
 
 
 def type_counts(schema: Schema, n: int, mix: dict[str, float] | None = None) -> dict[str, int]:
@@ -149,6 +156,34 @@ def _draw_other_ends(
     return other
 
 
+def _draw_partners(
+    rel: RelationSpec,
+    seekers: np.ndarray,
+    popularity: np.ndarray,
+    attrs: dict[str, dict[str, np.ndarray]],
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A matching for a symmetric relation: the pairs as (lower, higher) local indices, sorted."""
+    partner = np.full(len(popularity), -1, dtype=np.int64)
+    pending = seekers
+    for _ in range(REDRAW_ROUNDS):
+        pending = pending[partner[pending] < 0]
+        w = popularity * (partner < 0)
+        if len(pending) == 0 or w.sum() <= 0:
+            break
+        draws = rng.choice(len(popularity), size=len(pending), p=w / w.sum())
+        ok = pending != draws
+        for c in rel.constraints:  # both directions: the pair is stated both ways
+            ok &= _constraint_mask(c, rel, attrs, pending, draws) & _constraint_mask(
+                c, rel, attrs, draws, pending
+            )
+        for a, b in zip(pending[ok].tolist(), draws[ok].tolist(), strict=True):
+            if partner[a] < 0 and partner[b] < 0:  # first come, first paired (in seeker order)
+                partner[a], partner[b] = b, a
+    first = np.flatnonzero((partner >= 0) & (np.arange(len(partner)) < partner))
+    return first, partner[first]
+
+
 def _drop_cycles(src: np.ndarray, tgt: np.ndarray, up_is_target: bool) -> np.ndarray:
     """Keep-mask over edges (in order) so that following `up` links never returns to the start."""
     up: dict[int, int] = {}
@@ -201,6 +236,15 @@ def generate_graph(
     for ri, r in enumerate(schema.relations):
         step(f"edges: {r.name}")
         rng = np.random.default_rng([seed, 2, ri])
+        if r.symmetric:
+            seekers = np.flatnonzero(rng.random(counts[r.source]) < r.coverage / 2)
+            a, b = _draw_partners(r, seekers, popularity[r.source], attrs, rng)
+            src = np.stack([a, b], axis=1).reshape(-1) + offsets[r.source]  # a->b, b->a, ...
+            tgt = np.stack([b, a], axis=1).reshape(-1) + offsets[r.source]
+            rels.append(np.full(len(src), ri, dtype=np.int16))
+            srcs.append(src)
+            tgts.append(tgt)
+            continue
         n_holder, n_other = counts[r.holder_type], counts[r.other_type]
         holders = np.flatnonzero(rng.random(n_holder) < r.coverage)
         cap = 1 if r.cardinality == "1-1" else (r.max_degree or max_degree)

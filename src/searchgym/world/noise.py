@@ -1,24 +1,25 @@
 """Noise for robustness studies (off by default), recorded in noise.jsonl so tasks never depend on it.
 
 - distractors: articles about near-namesakes of real entities (one letter changed), with their own made-up facts
-  (never 1-1 relations, whose other end is unique too); `Document.entity` is None.
+  (never 1-1 or symmetric relations, whose other end has a unique partner too); `Document.entity` is None. The row
+  records the distractor's name, type, attributes and claims, so tasks can check uniqueness against them.
 - conflicts: for a fraction of edges, a sentence with the holder phrasing but a wrong other end is added to the
-  wrong entity's article; verification marks those edges "contradicted".
+  wrong entity's article; verification marks the edges it contradicts "contradicted".
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from searchgym.config import YamlConfig
-from searchgym.world.corpus import ArticleWriter, fill, url_for
-from searchgym.world.generate import sample_attribute
+from searchgym.config import ConfigError, YamlConfig
+from searchgym.world.corpus import ArticleWriter, url_for
+from searchgym.world.generate import json_value, sample_attribute
 from searchgym.world.names import NameRegistry
+from searchgym.world.wording import fill
 
 _VOWELS = "aeiou"
 
@@ -27,6 +28,12 @@ _VOWELS = "aeiou"
 class NoiseConfig(YamlConfig):
     distractor_rate: float = 0.0  # distractor articles per entity
     conflict_rate: float = 0.0  # fraction of edges that get a conflicting statement elsewhere
+
+    def validate(self) -> None:
+        # at most one distractor per entity and one conflict per edge
+        for key in ("distractor_rate", "conflict_rate"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(f"noise.{key}={getattr(self, key)}: must be in [0, 1]")
 
 
 @dataclass
@@ -50,12 +57,6 @@ def plan_noise(writer: ArticleWriter, cfg: NoiseConfig, seed: int) -> NoisePlan:
     rng = np.random.default_rng([seed, 4])
     n_edges = len(writer.rel_list)
     n_conflicts = min(n_edges, round(cfg.conflict_rate * n_edges))
-    one_to_one = {k for k, r in enumerate(schema.relations) if r.cardinality == "1-1"}
-    partner = {  # 1-1: (relation, other end) -> edge; a wrong claim about that end contradicts this edge too
-        (writer.rel_list[e], int(writer.other[e])): e
-        for e in range(n_edges)
-        if writer.rel_list[e] in one_to_one
-    }
     for e in sorted(rng.choice(n_edges, size=n_conflicts, replace=False).tolist()):
         r = schema.relations[writer.rel_list[e]]
         start, true_other = g.offsets[r.other_type], int(writer.other[e])
@@ -68,11 +69,6 @@ def plan_noise(writer: ArticleWriter, cfg: NoiseConfig, seed: int) -> NoisePlan:
         sentence = fill(r.phrasings[int(rng.integers(len(r.phrasings)))], source=src, target=tgt)
         plan.extra.setdefault(wrong, []).append(sentence)
         plan.records.append({"kind": "conflict", "edge": e, "doc": g.ids[wrong], "sentence": sentence})
-        if (writer.rel_list[e], wrong) in partner:
-            other_edge = partner[(writer.rel_list[e], wrong)]
-            plan.records.append(
-                {"kind": "conflict", "edge": other_edge, "doc": g.ids[wrong], "sentence": sentence}
-            )
 
     n_distractors = round(cfg.distractor_rate * len(g.ids))
     if n_distractors == 0:
@@ -89,25 +85,34 @@ def plan_noise(writer: ArticleWriter, cfg: NoiseConfig, seed: int) -> NoisePlan:
         if name is None:
             continue
         spec = schema.entity_types[int(g.types[base])]
-        shown = {}
-        for a in spec.attributes:
-            v = sample_attribute(a, 1, rng)[0]
-            value = a.values[int(v)] if a.kind == "choice" else v
-            if a.kind == "date":
-                value = dt.date.fromordinal(int(v)).isoformat()
-            shown[a.name] = a.format(value)
+        doc_id = f"distractor/{k:06d}"
+        values = {a.name: json_value(a, sample_attribute(a, 1, rng)[0]) for a in spec.attributes}
+        shown = {a.name: a.format(values[a.name]) for a in spec.attributes}
         lead = fill(spec.lead[int(rng.integers(len(spec.lead)))], name=name, **shown)
         body = [fill(a.phrasings[0], name=name, value=shown[a.name]) for a in spec.attributes]
+        claims = []
         for r in schema.relations:
-            if r.holder_type != spec.name or r.cardinality == "1-1" or rng.random() < 0.5:
-                continue  # a 1-1 claim would contradict the real other end's unique partner
-            other = g.names[g.offsets[r.other_type] + int(rng.integers(g.counts[r.other_type]))]
-            src, tgt = r.orient(name, other)
+            if r.holder_type != spec.name or r.one_holder_per_other or rng.random() < 0.5:
+                continue  # a 1-1 or symmetric claim would contradict the real other end's unique partner
+            other = g.offsets[r.other_type] + int(rng.integers(g.counts[r.other_type]))
+            src, tgt = r.orient(name, g.names[other])
             body.append(fill(r.phrasings[int(rng.integers(len(r.phrasings)))], source=src, target=tgt))
-        doc_id = f"distractor/{k:06d}"
+            src_id, tgt_id = r.orient(doc_id, g.ids[other])
+            claims.append({"relation": r.name, "source": src_id, "target": tgt_id})
         text = f"{lead}\n\n## {spec.section}\n" + " ".join(body)
         plan.distractors.append(
             {"id": doc_id, "url": url_for(name), "title": name, "text": text, "entity": None}
         )
-        plan.records.append({"kind": "distractor", "edge": None, "doc": doc_id, "sentence": lead})
+        plan.records.append(
+            {
+                "kind": "distractor",
+                "edge": None,
+                "doc": doc_id,
+                "sentence": lead,
+                "name": name,
+                "type": spec.name,
+                "attrs": values,
+                "claims": claims,
+            }
+        )
     return plan

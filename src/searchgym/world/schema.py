@@ -16,8 +16,10 @@ from typing import Any
 
 import yaml
 
+from searchgym.errors import SearchGymError
+
 DEFAULT_SCHEMA_PATH = Path(__file__).with_name("default_schema.yaml")
-CARDINALITIES = ("1-1", "1-n", "n-1")
+CARDINALITIES = ("1-1", "1-n", "n-1", "symmetric")
 ATTRIBUTE_KINDS = ("int", "float", "year", "date", "choice")
 NUMERIC_KINDS = ("int", "float", "year", "date")
 _CONSTRAINT = re.compile(
@@ -26,7 +28,7 @@ _CONSTRAINT = re.compile(
 _FIELD = re.compile(r"{(\w+)}")
 
 
-class SchemaError(ValueError):
+class SchemaError(SearchGymError, ValueError):
     """An unusable schema; `problems` lists every problem with its location."""
 
     def __init__(self, problems: list[str], where: str = "schema"):
@@ -105,7 +107,7 @@ class RelationSpec:
     name: str
     source: str
     target: str
-    cardinality: str  # "1-1" | "1-n" | "n-1"
+    cardinality: str  # "1-1" | "1-n" | "n-1" | "symmetric" (a 1-1 matching stated by both partners)
     acyclic: bool = False
     coverage: float = 1.0  # fraction of holder-side entities that get this edge (before constraints)
     max_degree: int = 0  # cap on edges per other-end entity (0: the world config's max_degree)
@@ -120,8 +122,19 @@ class RelationSpec:
 
     @property
     def holder(self) -> str:
-        """ "source" for n-1 and 1-1, "target" for 1-n: the side whose article states the edge."""
+        """ "source" for n-1, 1-1 and symmetric, "target" for 1-n: the side whose article states the edge.
+        A symmetric pair is two edges, one per direction, each stated by its own source."""
         return "target" if self.cardinality == "1-n" else "source"
+
+    @property
+    def symmetric(self) -> bool:
+        return self.cardinality == "symmetric"
+
+    @property
+    def one_holder_per_other(self) -> bool:
+        """Whether an other end has at most one holder too (1-1 and symmetric), so a second claimed holder
+        contradicts the edge."""
+        return self.cardinality in ("1-1", "symmetric")
 
     @property
     def other(self) -> str:
@@ -399,7 +412,7 @@ def _build(data: Any, problems: list[str]) -> Schema | None:
             label=str(r.get("label", name.replace("_", " ").capitalize())),
             phrasings=_templates(r.get("phrasings"), f"{loc}.phrasings", st, problems, True),
             other_phrasings=_templates(
-                r.get("other_phrasings"), f"{loc}.other_phrasings", st, problems, True
+                r.get("other_phrasings"), f"{loc}.other_phrasings", st, problems, card != "symmetric"
             ),
             query=tuple(str(q) for q in _as_list(r.get("query"), f"{loc}.query", problems)),
             questions=_templates(r.get("questions"), f"{loc}.questions", {"x"}, problems, False),
@@ -412,5 +425,27 @@ def _build(data: Any, problems: list[str]) -> Schema | None:
         for t in spec.phrasings + spec.other_phrasings:
             if "{source}" not in t or "{target}" not in t:
                 problems.append(f"{loc}: phrasing {t!r} must name both {{source}} and {{target}}")
+        if spec.symmetric:
+            problems += _symmetric_problems(spec, loc)
         relations.append(spec)
+    if not problems:  # reading templates against each other needs every relation well-formed
+        from searchgym.world.wording import wording_problems
+
+        problems += wording_problems(relations)
     return Schema(str(data.get("name", "custom")), tuple(types), tuple(relations))
+
+
+def _symmetric_problems(spec: RelationSpec, loc: str) -> list[str]:
+    out = []
+    if spec.source != spec.target:
+        out.append(
+            f"{loc}: a symmetric relation links one entity type to itself, got {spec.source} -> {spec.target}"
+        )
+    if spec.acyclic:
+        out.append(f"{loc}.acyclic: a symmetric pair is a 2-cycle by definition; remove acyclic")
+    if spec.other_phrasings:
+        out.append(
+            f"{loc}.other_phrasings: each partner of a symmetric relation states the pair with `phrasings`; "
+            "remove other_phrasings"
+        )
+    return out

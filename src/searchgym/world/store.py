@@ -9,13 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from searchgym.io import read_jsonl, sha256_file, write_json
+from searchgym.errors import SearchGymError
+from searchgym.io import atomic_open, read_jsonl, sha256_file, write_json
 from searchgym.types import Document
+from searchgym.world.claims import Claim, distractor_entities, noise_claims
+from searchgym.world.corpus import url_for
 from searchgym.world.names import name_key
 from searchgym.world.schema import Schema, SchemaError, parse_schema
 from searchgym.world.types import Edge, Entity, Fact
@@ -25,15 +28,60 @@ _ID = re.compile(r'"id": "([^"]+)"')
 WORLD_FILES = ("schema.yaml", "entities.jsonl", "edges.jsonl", "facts.jsonl", "corpus.jsonl", "noise.jsonl")
 
 
-class WorldError(RuntimeError):
+class WorldError(SearchGymError, RuntimeError):
     """A world directory that cannot be used; the message names the file and what to do."""
 
 
-def file_hashes(directory: Path) -> dict[str, dict[str, Any]]:
-    return {
-        name: {"sha256": sha256_file(directory / name), "bytes": (directory / name).stat().st_size}
-        for name in WORLD_FILES
-    }
+class HashedFile:
+    """Writes a world file atomically and hashes the bytes on their way out: one pass, no re-read."""
+
+    def __init__(self, path: Path):
+        self.path, self.sha, self.bytes, self.rows = Path(path), hashlib.sha256(), 0, 0
+        self._ctx = atomic_open(self.path, "wb")
+        self._f = self._ctx.__enter__()
+        self._buf: list[bytes] = []
+        self._pending = 0
+
+    def write(self, data: bytes) -> None:
+        self.sha.update(data)
+        self.bytes += len(data)
+        self._buf.append(data)
+        self._pending += len(data)
+        if self._pending >= 1 << 20:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._f.write(b"".join(self._buf))
+        self._buf, self._pending = [], 0
+
+    def close(self) -> dict[str, Any]:
+        """Finish the file (fsync + rename) and return its manifest entry."""
+        self._flush()
+        self._ctx.__exit__(None, None, None)
+        return {"sha256": self.sha.hexdigest(), "bytes": self.bytes}
+
+    def abort(self) -> None:
+        self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+def write_rows(path: Path, rows: Iterable[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+    """`searchgym.io.write_jsonl`'s bytes (sorted keys, UTF-8, one row a line), hashed while written:
+    (rows, manifest entry)."""
+    out = HashedFile(path)
+    try:
+        for row in rows:
+            out.write(json.dumps(row, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n")
+            out.rows += 1
+    except BaseException:
+        out.abort()
+        raise
+    return out.rows, out.close()
+
+
+def write_text(path: Path, text: str) -> dict[str, Any]:
+    out = HashedFile(path)
+    out.write(text.encode("utf-8"))
+    return out.close()
 
 
 def content_hash(files: dict[str, dict[str, Any]]) -> str:
@@ -43,16 +91,18 @@ def content_hash(files: dict[str, dict[str, Any]]) -> str:
     return h.hexdigest()
 
 
-def write_manifest(directory: Path, info: dict[str, Any]) -> dict[str, Any]:
-    """Hash the world files and write manifest.json (no timestamps: same inputs, same bytes)."""
+def write_manifest(directory: Path, info: dict[str, Any], files: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Write manifest.json from the files' hashes (no timestamps: same inputs, same bytes)."""
     from searchgym import __version__
 
-    files = file_hashes(directory)
+    missing = sorted(set(WORLD_FILES) - set(files))
+    if missing:
+        raise ValueError(f"manifest of {directory}: no hash for {missing}")
     manifest = {
         "format_version": FORMAT_VERSION,
         "searchgym_version": __version__,
         **info,
-        "files": files,
+        "files": {name: files[name] for name in WORLD_FILES},
         "content_hash": content_hash(files),
     }
     write_json(directory / "manifest.json", manifest)
@@ -156,6 +206,17 @@ class World:
         return list(self._rows("noise.jsonl"))
 
     @cached_property
+    def claims(self) -> list[Claim]:
+        """(relation, holder, other end) the corpus states beyond the edges (see `searchgym.world.claims`)."""
+        by_id = {e.id: e for e in self.edges}
+        return noise_claims(self.schema, self.noise, lambda e: (by_id[e].relation, *self.orient(by_id[e])))
+
+    @cached_property
+    def distractors(self) -> dict[str, Entity]:
+        """The near-namesakes described by distractor articles, keyed by document id."""
+        return distractor_entities(self.noise)
+
+    @cached_property
     def _by_url(self) -> dict[str, Document]:
         return {d.url: d for d in self.documents}
 
@@ -184,6 +245,10 @@ class World:
         if doc is None:
             raise KeyError(f"no article for entity {entity_id!r}")
         return doc
+
+    def url_of(self, entity_id: str) -> str:
+        """The URL of an entity's article (from its name, without reading the corpus)."""
+        return url_for(self.entities[entity_id].name)
 
     def out_edges(self, eid: str) -> list[Edge]:
         return self._adjacency[0].get(eid, [])

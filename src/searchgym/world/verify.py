@@ -1,28 +1,39 @@
 """Per-edge verification: an edge is usable only if an agent could learn it by searching.
 
 For edge (u, r, v) with holder h (the side whose article states it) and other end o:
-- grounded: the recorded fact sentence is in h's article and names o exactly (for LLM-rewritten worlds, where
-  sentences are paraphrased, o's exact name occurring in h's article is accepted instead);
+- grounded: the recorded fact sentence is in h's article and names o exactly (LLM-written worlds record the
+  sentence of the written text that states the fact, found by exact reading or the judge, see `llm.py`);
 - retrievable: the query "<h's name> <one of r's query phrases>" returns h's article within the engine's top-k
   (the phrase is picked by edge id, so the check is deterministic);
-- contradicted (a failure): noise.jsonl records a conflict for the edge, or another edge states r for h with a
-  different other end.
+- contradicted (a failure): the corpus claims r for h with a different other end -- another edge, a planted
+  conflict, a distractor or a stray LLM statement (`claims.py`) -- or, for 1-1 and symmetric relations, claims a
+  different holder for o.
+
+The checks run on columns (`EdgeColumns`), so the world build verifies from memory and `verify_world` from a loaded
+`World` with the same code. Retrieval is batched and can be split over worker processes (`workers`), each
+querying the engine the parent opened (inherited copy-on-write by fork); results never depend on the split.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+import multiprocessing
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from searchgym.types import Document, SearchHit
+import numpy as np
+
+from searchgym.types import SearchHit
+from searchgym.world.claims import Claim, noise_claims
 from searchgym.world.types import Edge
 
 if TYPE_CHECKING:
-    from searchgym.world.schema import RelationSpec
+    from searchgym.world.schema import RelationSpec, Schema
     from searchgym.world.store import World
 
 CHECKS = ("grounded", "retrievable", "contradicted")
+BATCH = 1024  # queries per batch_search call
+CHUNK = 16 * BATCH  # queries per unit of work handed to a worker process
 
 
 class Retriever(Protocol):
@@ -31,7 +42,16 @@ class Retriever(Protocol):
     def batch_search(self, queries: list[str], k: int = 5) -> list[list[SearchHit]]: ...
 
 
-BATCH = 1024  # queries per batch_search call
+@dataclass
+class EdgeColumns:
+    """The edges to verify, one position per edge (edge id = position)."""
+
+    relation: np.ndarray  # relation index into schema.relations
+    holder: np.ndarray  # entity index of the holder
+    other: np.ndarray  # entity index of the other end
+    names: list[str]  # entity index -> name
+    doc_ids: list[str | None]  # entity index -> document id of its article (None: no article)
+    grounded: np.ndarray  # bool per edge, decided by whoever wrote or read the articles
 
 
 @dataclass
@@ -69,77 +89,164 @@ class VerificationReport:
         return {"total": n, "verified": sum(1 for f in self.edge_failures.values() if not f)}
 
 
-def _recorded_conflicts(world: World) -> set[int]:
-    return {int(r["edge"]) for r in world.noise if r.get("kind") == "conflict" and r.get("edge") is not None}
-
-
-def _article(world: World, entity_id: str) -> Document | None:
-    try:
-        return world.doc_of(entity_id)
-    except KeyError:
-        return None
-
-
-def _query_phrase(relation: RelationSpec, edge_id: int) -> str:
-    phrases = list(getattr(relation, "query", ()) or ())
+def query_phrase(relation: RelationSpec, edge_id: int) -> str:
+    phrases = list(relation.query)
     return phrases[edge_id % len(phrases)] if phrases else relation.name.replace("_", " ")
 
 
-def verify_world(
-    world: World, engine: Retriever, top_k: int = 5, progress: bool = True, rewritten: bool = False
-) -> VerificationReport:
-    """Check every edge of `world` (see the module docstring).
+# -- contradictions
 
-    `rewritten=True` is the lenient grounding check for corpora paraphrased freely outside SearchGym. The built-in
-    LLM rewrite asks the model to keep every fact sentence verbatim, so its worlds get the strict check: a fact whose
-    sentence did not survive is dropped.
-    """
+
+def contradicted(
+    cols: EdgeColumns, schema: Schema, claims: list[Claim], index_of: dict[str, int]
+) -> np.ndarray:
+    """Bool per edge: the edges plus `claims` state a second other end for (relation, holder), or (1-1 and
+    symmetric relations) a second holder for (relation, other end)."""
+    rel_index = {r.name: i for i, r in enumerate(schema.relations)}
+    unknown: dict[str, int] = {}  # claim ends that are not entities (distractors) get fresh indices
+
+    def key(x: str) -> int:
+        i = index_of.get(x)
+        return i if i is not None else unknown.setdefault(x, len(cols.names) + len(unknown))
+
+    extra = np.asarray([(rel_index[r], key(h), key(o)) for r, h, o in claims], dtype=np.int64).reshape(-1, 3)
+    rel = np.concatenate([cols.relation.astype(np.int64), extra[:, 0]])
+    hold = np.concatenate([cols.holder.astype(np.int64), extra[:, 1]])
+    oth = np.concatenate([cols.other.astype(np.int64), extra[:, 2]])
+    n = len(cols.relation)
+    bad = _two_values(rel, hold, oth)[:n]
+    both = np.array([r.one_holder_per_other for r in schema.relations], dtype=bool)
+    if both.any():
+        sel = both[rel]
+        rev = np.zeros(len(rel), dtype=bool)
+        rev[sel] = _two_values(rel[sel], oth[sel], hold[sel])
+        bad |= rev[:n]
+    return bad
+
+
+def _two_values(group: np.ndarray, key: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Bool per row: its (group, key) occurs with more than one distinct value."""
+    if len(group) == 0:
+        return np.zeros(0, dtype=bool)
+    order = np.lexsort((value, key, group))
+    g, k, v = group[order], key[order], value[order]
+    new_key = np.r_[True, (g[1:] != g[:-1]) | (k[1:] != k[:-1])]
+    starts = np.flatnonzero(new_key)
+    key_id = np.cumsum(new_key) - 1
+    first = v[starts][key_id]  # the smallest value of each (group, key)
+    last = v[np.r_[starts[1:], len(v)] - 1][key_id]
+    out = np.zeros(len(group), dtype=bool)
+    out[order] = first != last
+    return out
+
+
+# -- retrieval
+
+_SHARED: dict[str, Any] = {}  # what fork()ed workers read: the engine, queries, targets, k
+
+
+def _hits(span: tuple[int, int]) -> bytes:
+    engine, queries, targets, k = (_SHARED[x] for x in ("engine", "queries", "targets", "k"))
+    out = bytearray()
+    for s in range(span[0], span[1], BATCH):
+        e = min(s + BATCH, span[1])
+        for doc, hits in zip(targets[s:e], engine.batch_search(queries[s:e], k), strict=True):
+            out.append(doc is not None and any(h.doc_id == doc for h in hits))
+    return bytes(out)
+
+
+def retrieved(
+    engine: Retriever,
+    queries: list[str],
+    targets: list[str | None],
+    top_k: int,
+    workers: int = 1,
+    advance: Any = None,
+) -> np.ndarray:
+    """Bool per query: `targets[i]` is among the engine's top-k hits for `queries[i]`."""
+    advance = advance or (lambda n: None)
+    spans = [(s, min(s + CHUNK, len(queries))) for s in range(0, len(queries), CHUNK)]
+    _SHARED.update(engine=engine, queries=queries, targets=targets, k=top_k)
+    parts: list[bytes] = []
+    try:
+        if workers > 1 and len(spans) > 1:
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                for (s, e), part in zip(spans, pool.imap(_hits, spans), strict=True):
+                    parts.append(part)
+                    advance(e - s)
+        else:
+            for s, e in spans:
+                parts.append(_hits((s, e)))
+                advance(e - s)
+    finally:
+        _SHARED.clear()
+    return np.frombuffer(b"".join(parts), dtype=np.uint8).astype(bool)
+
+
+def check_edges(
+    cols: EdgeColumns,
+    schema: Schema,
+    claims: list[Claim],
+    index_of: dict[str, int],
+    engine: Retriever,
+    top_k: int = 5,
+    workers: int = 1,
+    advance: Any = None,
+) -> VerificationReport:
+    """Run the three checks over `cols` (see the module docstring)."""
+    rels = schema.relations
+    rel, holder = cols.relation.tolist(), cols.holder.tolist()
+    queries = [
+        f"{cols.names[h]} {query_phrase(rels[r], e)}"
+        for e, (r, h) in enumerate(zip(rel, holder, strict=True))
+    ]
+    targets = [cols.doc_ids[h] for h in holder]
+    found = retrieved(engine, queries, targets, top_k, workers, advance)
+    del queries
+    bad = contradicted(cols, schema, claims, index_of)
+    failures: dict[int, list[str]] = {}
+    for e, (g, f, c) in enumerate(zip(cols.grounded.tolist(), found.tolist(), bad.tolist(), strict=True)):
+        failures[e] = [name for name, failed in zip(CHECKS, (not g, not f, c), strict=True) if failed]
+    names = [r.name for r in rels]
+    return VerificationReport(failures, {e: names[r] for e, r in enumerate(rel)}, top_k)
+
+
+def verify_world(
+    world: World, engine: Retriever, top_k: int = 5, progress: bool = True, workers: int = 1
+) -> VerificationReport:
+    """Check every edge of a loaded `world` (see the module docstring)."""
     from rich.progress import Progress
 
+    ids = list(world.entities)
+    index_of = {x: i for i, x in enumerate(ids)}
+    rel_index = {r.name: i for i, r in enumerate(world.schema.relations)}
     edges = list(world.edges)
-    failures: dict[int, list[str]] = {e.id: [] for e in edges}
-    holders = {e.id: world.holder(e) for e in edges}
-    others = {e.id: world.other_end(e) for e in edges}
+    if [e.id for e in edges] != list(range(len(edges))):
+        raise ValueError(f"{world.path}/edges.jsonl: edge ids must be 0..n-1 in order; rebuild the world")
+    ends = [world.orient(e) for e in edges]
+    docs = {d.id: d for d in world.documents if d.entity is not None}
+    grounded = np.zeros(len(edges), dtype=bool)
+    for e, (h, o) in zip(edges, ends, strict=True):
+        fact, doc = world.facts.get(e.id), docs.get(h)
+        other_name = world.entities[o].name
+        grounded[e.id] = (
+            doc is not None and fact is not None and other_name in fact.sentence and fact.sentence in doc.text
+        )
+    cols = EdgeColumns(
+        relation=np.array([rel_index[e.relation] for e in edges], dtype=np.int64),
+        holder=np.array([index_of[h] for h, _ in ends], dtype=np.int64),
+        other=np.array([index_of[o] for _, o in ends], dtype=np.int64),
+        names=[world.entities[x].name for x in ids],
+        doc_ids=[x if x in docs else None for x in ids],
+        grounded=grounded,
+    )
 
-    # uncontradicted: recorded conflicts, or one holder stating the same relation with two different other ends
-    contradicted = _recorded_conflicts(world)
-    stated: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for e in edges:
-        stated[(e.relation, holders[e.id])].add(others[e.id])
-    # every cardinality is functional from the holder side: a holder states at most one other end per relation
-    relations = {r.name: r for r in world.schema.relations}
+    def edge_ends(eid: int) -> Claim:
+        return (edges[eid].relation, *ends[eid])
 
-    queries, holder_docs = [], []
-    for e in edges:
-        holder_doc = _article(world, holders[e.id])
-        other_name = world.entities[others[e.id]].name
-        fact = world.facts.get(e.id)
-        if rewritten:
-            grounded = holder_doc is not None and other_name in holder_doc.text
-        else:
-            grounded = (
-                holder_doc is not None
-                and fact is not None
-                and other_name in fact.sentence
-                and fact.sentence in holder_doc.text
-            )
-        if not grounded:
-            failures[e.id].append("grounded")
-        queries.append(f"{world.entities[holders[e.id]].name} {_query_phrase(relations[e.relation], e.id)}")
-        holder_docs.append(holder_doc.id if holder_doc is not None else None)
-
+    claims = noise_claims(world.schema, world.noise, edge_ends)
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("verifying edges (retrieval)", total=len(edges))
-        for start in range(0, len(edges), BATCH):
-            results = engine.batch_search(queries[start : start + BATCH], top_k)
-            for e, doc_id, hits in zip(
-                edges[start : start + BATCH], holder_docs[start : start + BATCH], results, strict=True
-            ):
-                if doc_id is None or all(h.doc_id != doc_id for h in hits):
-                    failures[e.id].append("retrievable")
-            bar.advance(task, len(results))
-
-    for e in edges:
-        if e.id in contradicted or len(stated[(e.relation, holders[e.id])]) > 1:
-            failures[e.id].append("contradicted")
-    return VerificationReport(failures, {e.id: e.relation for e in edges}, top_k)
+        return check_edges(
+            cols, world.schema, claims, index_of, engine, top_k, workers, lambda n: bar.advance(task, n)
+        )
