@@ -24,7 +24,7 @@ def built(tmp_path_factory) -> Path:
 
 def test_build_refuses_existing_dir(built: Path):
     res = runner.invoke(app, ["world", "build", str(built), "--entities", "400", "--no-verify"])
-    assert res.exit_code == 1 and "already exists" in res.output and "--overwrite" in res.output
+    assert res.exit_code == 2 and "already exists" in res.output and "--overwrite" in res.output
 
 
 def test_build_with_config_and_override(tmp_path: Path):
@@ -43,7 +43,7 @@ def test_build_with_config_and_override(tmp_path: Path):
     res = runner.invoke(app, ["world", "show", str(out), distractor["url"]])
     assert res.exit_code == 0 and "not an entity article" in res.output and distractor["title"] in res.output
     bad = runner.invoke(app, ["world", "build", str(tmp_path / "x"), "--set", "noise.nope=1"])
-    assert bad.exit_code == 1 and "unknown key" in bad.output and "'nope'" in bad.output
+    assert bad.exit_code == 2 and "unknown key" in bad.output and "'nope'" in bad.output
 
 
 def test_info(built: Path):
@@ -64,7 +64,7 @@ def test_show_by_id_name_and_url(built: Path):
         assert res.exit_code == 0, res.output
         assert ent.name in res.output and "born_in" in res.output and "Summary" in res.output
     res = runner.invoke(app, ["world", "show", str(built), "Nobody Atall"])
-    assert res.exit_code == 1 and "no entity" in res.output
+    assert res.exit_code == 2 and "no entity" in res.output
 
 
 def test_export_corpus(built: Path, tmp_path: Path):
@@ -86,7 +86,7 @@ def test_damaged_world_is_a_clear_cli_error(built: Path, tmp_path: Path):
     with open(w / "entities.jsonl", "a") as f:
         f.write("{}\n")
     res = runner.invoke(app, ["world", "info", str(w)])
-    assert res.exit_code == 1 and "entities.jsonl" in res.output and "Traceback" not in res.output
+    assert res.exit_code == 2 and "entities.jsonl" in res.output and "Traceback" not in res.output
 
 
 def test_schema_command(tmp_path: Path):
@@ -96,4 +96,38 @@ def test_schema_command(tmp_path: Path):
     custom = tmp_path / "schema.yaml"
     custom.write_text(dumped.output.replace("target: city\n", "target: citty\n", 1))
     res = runner.invoke(app, ["world", "schema", str(custom)])
-    assert res.exit_code == 1 and "unknown entity type 'citty'" in res.output
+    assert res.exit_code == 2 and "unknown entity type 'citty'" in res.output
+
+
+def test_overwrite_replaces_a_world_but_never_another_directory(built: Path, tmp_path: Path):
+    precious = tmp_path / "notes"
+    precious.mkdir()
+    (precious / "todo.txt").write_text("keep me")
+    res = runner.invoke(
+        app, ["world", "build", str(precious), "--entities", "300", "--no-verify", "--overwrite"]
+    )
+    assert (
+        res.exit_code == 2 and "without manifest.json" in res.stderr and "refusing to replace" in res.stderr
+    )
+    assert (precious / "todo.txt").read_text() == "keep me"
+    w = tmp_path / "w"
+    for seed in ("1", "2"):
+        res = runner.invoke(
+            app, ["world", "build", str(w), "--entities", "300", "--no-verify", "--seed", seed, "--overwrite"]
+        )
+        assert res.exit_code == 0, res.output
+    assert json.loads((w / "manifest.json").read_text())["seed"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes", "w"]  # no temporaries, no .old copy
+
+
+def test_world_files_follow_the_umask(tmp_path: Path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        res = runner.invoke(app, ["world", "build", str(tmp_path / "w"), "--entities", "300", "--no-verify"])
+    finally:
+        os.umask(old)
+    assert res.exit_code == 0, res.output
+    modes = {p.name: p.stat().st_mode & 0o777 for p in [tmp_path / "w", *(tmp_path / "w").iterdir()]}
+    assert modes == {name: 0o755 if name == "w" else 0o644 for name in modes}, modes

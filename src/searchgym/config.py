@@ -1,7 +1,8 @@
 """Typed configuration objects that round-trip through YAML.
 
 Every config in SearchGym is a dataclass that inherits `YamlConfig`: `to_dict`, `from_dict`,
-`to_yaml`, `from_yaml`, and dotted overrides (`cfg.override(["train.lr=1e-5"])`).
+`to_yaml`, `from_yaml` (a file), `from_yaml_text`, and dotted overrides (`cfg.override(["train.lr=1e-5"])` or
+`cfg.override({"train.lr": 1e-5})`).
 Unknown keys are refused with the list of valid ones, so a typo never silently does nothing.
 """
 
@@ -10,15 +11,17 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+import warnings
 from pathlib import Path
 from typing import Any, Self
 
 import yaml
 
+from searchgym.errors import SearchGymError
 from searchgym.io import atomic_write_text
 
 
-class ConfigError(ValueError):
+class ConfigError(SearchGymError, ValueError):
     """A configuration that cannot be used; the message names the key and what to do."""
 
 
@@ -107,32 +110,43 @@ class YamlConfig:
         return text
 
     @classmethod
-    def from_yaml(cls, path_or_text: str | Path) -> Self:
-        p = Path(path_or_text) if isinstance(path_or_text, Path) or "\n" not in path_or_text else None
+    def from_yaml(cls, path: str | Path) -> Self:
+        """Load a YAML file; a missing, unreadable or malformed file raises ConfigError naming it."""
+        if isinstance(path, str) and "\n" in path:  # YAML text passed the old way; use from_yaml_text
+            warnings.warn(
+                "from_yaml(text) is deprecated: call from_yaml_text", DeprecationWarning, stacklevel=2
+            )
+            return cls.from_yaml_text(path)
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} not found" + (" (it is a directory)" if p.is_dir() else ""))
         try:
-            is_file = p is not None and p.is_file()
-        except OSError:  # a long YAML string is not a path
-            is_file = False
-        if is_file:
-            try:
-                data = yaml.safe_load(p.read_text())
-            except yaml.YAMLError as e:
-                raise ConfigError(f"{p}: not valid YAML: {e}") from e
-            where = str(p)
-        else:
-            data = yaml.safe_load(str(path_or_text))
-            where = cls.__name__
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"config file {p} cannot be read ({e})") from e
+        return cls.from_yaml_text(text, where=str(p))
+
+    @classmethod
+    def from_yaml_text(cls, text: str, where: str = "") -> Self:
+        """Parse YAML text (`where` names its origin in errors: a file path, or the class name)."""
+        where = where or cls.__name__
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{where}: not valid YAML: {_yaml_problem(e)}") from e
         if data is not None and not isinstance(data, dict):
-            raise ConfigError(f"{where}: expected a mapping at the top level")
+            raise ConfigError(f"{where}: expected a mapping of keys to values at the top level")
         return cls.from_dict(data, where=where)
 
-    def override(self, assignments: list[str]) -> Self:
-        """Return a copy with `a.b.c=value` assignments applied (values parsed as YAML scalars)."""
+    def override(self, assignments: list[str] | dict[str, Any]) -> Self:
+        """Return a copy with dotted assignments applied: `["a.b.c=value", ...]` (values parsed as YAML
+        scalars) or `{"a.b.c": value}` (values used as given)."""
+        if isinstance(assignments, dict):
+            items = [(str(k), v, f"{k}={v!r}") for k, v in assignments.items()]
+        else:
+            items = [_parse_assignment(item) for item in assignments]
         data = self.to_dict()
-        for item in assignments:
-            if "=" not in item:
-                raise ConfigError(f"override {item!r}: expected key=value, e.g. train.learning_rate=1e-5")
-            key, raw = item.split("=", 1)
+        for key, value, item in items:
             node = data
             parts = key.strip().split(".")
             for part in parts[:-1]:
@@ -140,5 +154,27 @@ class YamlConfig:
                     raise ConfigError(f"override {item!r}: {part!r} is not a section")
                 node = node[part]
             # unknown keys are caught by from_dict below (dataclass sections); free-form dict sections accept them
-            node[parts[-1]] = yaml.safe_load(raw)
+            node[parts[-1]] = value
         return type(self).from_dict(data)
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """A YAML error on one line: its problem and where (PyYAML's own text spans several lines)."""
+    if isinstance(e, yaml.MarkedYAMLError) and e.problem:
+        mark = e.problem_mark
+        at = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        return f"{e.problem}{at}"
+    return " ".join(str(e).split())
+
+
+def _parse_assignment(item: str) -> tuple[str, Any, str]:
+    if "=" not in item:
+        raise ConfigError(f"override {item!r}: expected key=value, e.g. train.learning_rate=1e-5")
+    key, raw = item.split("=", 1)
+    try:
+        return key, yaml.safe_load(raw), item
+    except yaml.YAMLError as e:
+        raise ConfigError(
+            f"override {item!r}: the value of {key.strip()} is not valid YAML ({_yaml_problem(e)}); give a "
+            "number, true/false, a list like [1, 2], or quoted text"
+        ) from e

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from searchgym.errors import SearchGymError
+
 T = TypeVar("T")
 RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -27,7 +29,7 @@ class Retry:
     max_sleep: float = 10.0
 
 
-class HTTPFailure(RuntimeError):
+class HTTPFailure(SearchGymError, RuntimeError):
     """A request that failed for good. `status` is None when no HTTP reply came back (connection, timeout);
     `transient` is True when every attempt failed in a retryable way (the service may work again later)."""
 

@@ -20,16 +20,17 @@ from typing import Any, Literal, NamedTuple
 import httpx
 import torch
 
+from searchgym.errors import SearchGymError
 from searchgym.http import HTTPFailure, Retry, completions_url, post_json
 
 log = logging.getLogger(__name__)
 
 
-class TeacherUnavailable(RuntimeError):
+class TeacherUnavailable(SearchGymError, RuntimeError):
     """The teacher could not score this batch (server down, timeouts, malformed replies after retries)."""
 
 
-class TokenizerMismatch(ValueError):
+class TokenizerMismatch(SearchGymError, ValueError):
     """Student and teacher do not share a tokenizer, so teacher log-probs of student token ids are meaningless."""
 
 

@@ -27,17 +27,68 @@ def build(
 
 def serve(
     world: Path = typer.Argument(..., help="world directory with a built index"),
-    host: str = typer.Option("127.0.0.1", help="address to bind; 0.0.0.0 exposes the service to the network"),
-    port: int = typer.Option(8000, help="TCP port"),
+    config: Path = typer.Option(None, help="ServerConfig YAML; the flags below override it"),
+    host: str = typer.Option(
+        None, help="address to bind (default 127.0.0.1); 0.0.0.0 exposes it to the network"
+    ),
+    port: int = typer.Option(None, help="TCP port (default 8000); 0 picks a free one, the URL is printed"),
     backend: str = typer.Option(None, help="search backend (default: bm25s)"),
+    workers: int = typer.Option(
+        None, help="server processes, each loading its own copy of the index (default 1)"
+    ),
+    default_topk: int = typer.Option(None, help="topk for a request without one (default 3)"),
+    max_topk: int = typer.Option(None, help="a larger topk is lowered to this (default 100)"),
+    max_queries: int = typer.Option(None, help="queries per /retrieve request; more: 413 (default 16384)"),
+    max_results: int = typer.Option(
+        None, help="queries x topk per request; topk is lowered to fit (default 100000)"
+    ),
+    max_query_chars: int = typer.Option(None, help="longer queries are cut (default 2000)"),
+    max_query_words: int = typer.Option(None, help="words past this are dropped (default 32)"),
+    max_urls: int = typer.Option(None, help="URLs per /access request; more: 413 (default 1024)"),
+    max_body_bytes: int = typer.Option(None, help="larger request bodies: 413 (default 32 MiB)"),
+    max_reply_bytes: int = typer.Option(None, help="larger replies: 413 (default 64 MiB)"),
+    body_timeout: float = typer.Option(
+        None, help="seconds to receive a body after its headers; then 408 (default 30)"
+    ),
+    header_timeout: float = typer.Option(
+        None, help="seconds to receive a request's headers; then 408 (default 10)"
+    ),
+    addr_file: Path = typer.Option(
+        None, help="write ASearcher's discovery file DIR/Host<ip>_IP<port>.txt (its $RAG_SERVER_ADDR_DIR)"
+    ),
+    log_level: str = typer.Option("warning", help="uvicorn log level"),
 ) -> None:
     """Serve WORLD's index over HTTP (Search-R1 /retrieve, plus /access and /health)."""
+    from searchgym.config import ConfigError
     from searchgym.index.build import SearchIndexError
+    from searchgym.index.server import ServerConfig
     from searchgym.index.server import serve as run
 
+    flags = dict(
+        host=host,
+        port=port,
+        backend=backend,
+        workers=workers,
+        default_topk=default_topk,
+        max_topk=max_topk,
+        max_queries=max_queries,
+        max_results=max_results,
+        max_query_chars=max_query_chars,
+        max_query_words=max_query_words,
+        max_urls=max_urls,
+        max_body_bytes=max_body_bytes,
+        max_reply_bytes=max_reply_bytes,
+        body_timeout=body_timeout,
+        header_timeout=header_timeout,
+    )
     try:
-        run(world, host=host, port=port, backend=backend)
-    except (SearchIndexError, FileNotFoundError, ValueError) as e:
+        if config is not None and not config.is_file():
+            raise ConfigError(f"--config {config} is not a file")
+        cfg = ServerConfig.from_yaml(config) if config is not None else ServerConfig()
+        cfg = ServerConfig.from_dict({**cfg.to_dict(), **{k: v for k, v in flags.items() if v is not None}})
+        cfg.check()
+        run(world, cfg, addr_dir=addr_file, log_level=log_level, announce=typer.echo)
+    except (ConfigError, SearchIndexError, OSError, ValueError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from e
 

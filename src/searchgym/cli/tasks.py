@@ -1,4 +1,5 @@
-"""`searchgym tasks build | export | show | oracle`."""
+"""`searchgym tasks build | export | show | oracle`. Errors are `SearchGymError`s: the root group prints them as
+one line and exits 2."""
 
 from __future__ import annotations
 
@@ -14,11 +15,6 @@ tasks_app = typer.Typer(
 )
 
 
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
 @tasks_app.command("build")
 def build(
     world: Path = typer.Argument(..., help="world directory (built by `searchgym world build`)"),
@@ -28,21 +24,27 @@ def build(
     overwrite: bool = typer.Option(False, help="replace an existing task set of that name"),
 ) -> None:
     """Synthesize tasks on WORLD's verified graph and save them with a manifest."""
-    from searchgym.config import ConfigError
+    from searchgym.errors import InputError
+    from searchgym.io import check_replaceable
     from searchgym.tasks.config import TaskConfig
+    from searchgym.tasks.paraphrase import ParaphraseError
     from searchgym.tasks.store import save_tasks, task_set_dir
     from searchgym.tasks.synth import synthesize
-    from searchgym.world.store import World, WorldError
+    from searchgym.world.store import World
 
+    cfg = (TaskConfig.from_yaml(config) if config else TaskConfig()).override(set_)
+    cfg.validate()  # every range is checked before the world is loaded
+    target = task_set_dir(world, name)  # refuses a name that is not one safe path component
+    if target.exists() and not overwrite:
+        raise InputError(f"{target} exists; pass --overwrite to replace it")
+    check_replaceable(target, "manifest.json")
+    w = World.load(world)
     try:
-        cfg = TaskConfig.from_yaml(config) if config else TaskConfig()
-        cfg = cfg.override(set_)
-        if task_set_dir(world, name).exists() and not overwrite:
-            _fail(f"{task_set_dir(world, name)} exists; pass --overwrite to replace it")
-        w = World.load(world)
         result = synthesize(w, cfg, progress=True)
-    except (ConfigError, WorldError, FileNotFoundError) as e:
-        _fail(str(e))
+    except ParaphraseError as e:
+        raise InputError(
+            f"{e}; start the server, fix paraphrase.base_url, or --set paraphrase.enabled=false"
+        ) from e
     out = save_tasks(result.tasks, world, name, cfg.to_dict(), result.report(), overwrite=overwrite)
     _print_synthesis(result, out)
 
@@ -55,15 +57,20 @@ def export(
     split: str = typer.Option(None, help="only this split (train | dev | test)"),
 ) -> None:
     """Write a task set in a trainer's format and read it back to check it."""
+    from searchgym.errors import InputError
     from searchgym.integrations.export import EXPORTERS, export_tasks, read_back
-    from searchgym.tasks.store import TaskSetError, load_tasks
+    from searchgym.io import check_replaceable
+    from searchgym.tasks.store import load_manifest, load_tasks
 
     if format not in EXPORTERS:
-        _fail(f"unknown format {format!r}; choose one of {sorted(EXPORTERS)}")
-    try:
-        tasks = load_tasks(taskset)
-    except TaskSetError as e:
-        _fail(str(e))
+        raise InputError(f"unknown format {format!r}; choose one of {sorted(EXPORTERS)}")
+    if format == "hf":  # a dataset directory replaces OUT: only an earlier export may be replaced
+        check_replaceable(out, "dataset_info.json")
+    tasks = load_tasks(taskset)
+    manifest = load_manifest(taskset)
+    splits = sorted({*manifest.get("config", {}).get("splits", {}), *(t.split for t in tasks)})
+    if split is not None and split not in splits:
+        raise InputError(f"--split {split!r}: {taskset} has the splits {splits}")
     tasks = [t for t in tasks if split is None or t.split == split]
     export_tasks(tasks, format, out)
     typer.echo(f"wrote {len(read_back(format, out))} rows ({format}) to {out}")
@@ -75,15 +82,13 @@ def show(
     task_id: str = typer.Argument(..., help="task id (see tasks.jsonl)"),
 ) -> None:
     """Question, answer and the evidence chain with the article passages stating each fact."""
-    from searchgym.tasks.store import TaskSetError, load_tasks, world_of
+    from searchgym.errors import InputError
+    from searchgym.tasks.store import load_tasks, world_of
     from searchgym.world.store import World
 
-    try:
-        tasks = {t.id: t for t in load_tasks(taskset)}
-    except TaskSetError as e:
-        _fail(str(e))
+    tasks = {t.id: t for t in load_tasks(taskset)}
     if task_id not in tasks:
-        _fail(f"no task {task_id!r} in {taskset}; ids look like {next(iter(tasks), 'chain-…')}")
+        raise InputError(f"no task {task_id!r} in {taskset}; ids look like {next(iter(tasks), 'chain-…')}")
     t = tasks[task_id]
     w = World.load(world_of(taskset))
     typer.echo(f"{t.id}  type={t.type} hops={t.hops} level={t.level} split={t.split}")
@@ -117,17 +122,19 @@ def oracle(
     from rich.table import Table
 
     from searchgym.agents.oracle import Oracle, oracle_env_config, save_transcripts
-    from searchgym.index.build import SearchIndexError, load_engine
+    from searchgym.errors import InputError
+    from searchgym.index.build import load_engine
     from searchgym.io import write_json
-    from searchgym.tasks.store import TaskSetError, load_tasks, resolve, world_of
+    from searchgym.tasks.store import load_tasks, resolve, world_of
     from searchgym.world.store import World
 
-    try:
-        tasks = load_tasks(taskset)
-        world_dir = world_of(taskset)
-        engine = load_engine(world_dir, backend)
-    except (TaskSetError, SearchIndexError) as e:
-        _fail(str(e))
+    if limit < 0:
+        raise InputError(f"--limit {limit}: give a number of tasks >= 1, or 0 for all")
+    if max_turns < 1:
+        raise InputError(f"--max-turns {max_turns}: the oracle needs at least 1 turn")
+    tasks = load_tasks(taskset)
+    world_dir = world_of(taskset)
+    engine = load_engine(world_dir, backend)
     tasks = tasks[:limit] if limit else tasks
     result = Oracle(World.load(world_dir), engine, oracle_env_config(max_turns=max_turns)).run(tasks, True)
     out = out or resolve(taskset) / "transcripts.jsonl"

@@ -1,4 +1,5 @@
-"""`searchgym world build | info | show | export-corpus`."""
+"""`searchgym world build | info | show | schema | export-corpus`. Errors are `SearchGymError`s: the root group
+prints them as one line and exits 2."""
 
 from __future__ import annotations
 
@@ -8,11 +9,6 @@ from pathlib import Path
 import typer
 
 world_app = typer.Typer(help="Build and inspect worlds (knowledge graph + corpus).", no_args_is_help=True)
-
-
-def _fail(msg: str) -> None:
-    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(1)
 
 
 @world_app.command()
@@ -26,25 +22,17 @@ def build(
     set_: list[str] = typer.Option([], "--set", help="dotted override, e.g. noise.conflict_rate=0.05"),
 ) -> None:
     """Build a world directory from a seed and a schema."""
-    from searchgym.config import ConfigError
+    from searchgym.io import check_replaceable
     from searchgym.pipeline import build_world
     from searchgym.world.build import WorldConfig
-    from searchgym.world.schema import SchemaError
 
-    try:
-        if config and not config.is_file():
-            _fail(f"config file {config} not found")
-        cfg = WorldConfig.from_yaml(config) if config else WorldConfig()
-        cfg = cfg.override(list(set_))
-        if seed is not None:
-            cfg.seed = seed
-        if entities is not None:
-            cfg.num_entities = entities
-        if no_verify:
-            cfg.verify = False
-        world = build_world(cfg, out, overwrite=overwrite, progress=True)
-    except (ConfigError, SchemaError, FileExistsError, ValueError, RuntimeError) as e:
-        _fail(str(e))
+    cfg = WorldConfig.from_yaml(config) if config else WorldConfig()
+    flags = {"seed": seed, "num_entities": entities, "verify": False if no_verify else None}
+    cfg = cfg.override(list(set_)).override({k: v for k, v in flags.items() if v is not None})
+    cfg.validate()  # every range is checked before any work
+    if overwrite:
+        check_replaceable(out, "manifest.json")  # --overwrite replaces a world, never another directory
+    world = build_world(cfg, out, overwrite=overwrite, progress=True)
     _print_build(out, world.manifest)
 
 
@@ -101,13 +89,10 @@ def info(world: Path = typer.Argument(..., help="world directory")) -> None:
     from rich.table import Table
 
     from searchgym.io import read_jsonl
-    from searchgym.world.store import WorldError, check_files, read_manifest
+    from searchgym.world.store import check_files, read_manifest
 
-    try:
-        manifest = read_manifest(world)
-        check_files(world, manifest)
-    except WorldError as e:
-        _fail(str(e))
+    manifest = read_manifest(world)
+    check_files(world, manifest)
     console = Console()
     c = manifest["counts"]
     console.print(
@@ -173,16 +158,16 @@ def show(
     from rich.panel import Panel
     from rich.table import Table
 
+    from searchgym.errors import InputError
     from searchgym.world.schema import parse_schema
-    from searchgym.world.store import WorldError, check_files, find_entity, read_manifest
+    from searchgym.world.store import check_files, find_entity, read_manifest
 
-    try:
-        check_files(world, read_manifest(world))
-    except WorldError as e:
-        _fail(str(e))
+    check_files(world, read_manifest(world))
     ent, doc, edges, names = find_entity(world, entity)
     if doc is None:
-        _fail(f"no entity, name or URL {entity!r} in {world}")
+        raise InputError(
+            f"no entity, name or URL {entity!r} in {world}; give an id (e.g. person/000001), a name or a URL"
+        )
     console = Console()
     if ent is None:
         console.print(f"[bold]{doc.title}[/]  ({doc.id}, not an entity article)  {doc.url}")
@@ -218,12 +203,9 @@ def schema(
     from rich.console import Console
     from rich.table import Table
 
-    from searchgym.world.schema import SchemaError, load_schema
+    from searchgym.world.schema import load_schema
 
-    try:
-        s = load_schema(path)
-    except SchemaError as e:
-        _fail(str(e))
+    s = load_schema(path)
     if dump:
         typer.echo(s.text, nl=False)
         return
@@ -248,12 +230,9 @@ def export_corpus(
 ) -> None:
     """Export the corpus as Search-R1 JSON Lines: {"id", "contents": "<title>\\n<text>"}."""
     from searchgym.io import read_jsonl, write_jsonl
-    from searchgym.world.store import WorldError, check_files, read_manifest
+    from searchgym.world.store import check_files, read_manifest
 
-    try:
-        check_files(world, read_manifest(world))
-    except WorldError as e:
-        _fail(str(e))
+    check_files(world, read_manifest(world))
     rows = (
         {"id": d["id"], "contents": f"{d['title']}\n{d['text']}"} for d in read_jsonl(world / "corpus.jsonl")
     )

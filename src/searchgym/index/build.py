@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from searchgym import __version__
+from searchgym.errors import SearchGymError
 from searchgym.index.base import IndexBackend, SearchEngine, backend_class
 from searchgym.io import atomic_dir, read_jsonl, sha256_file, write_json
 from searchgym.types import Document
@@ -23,7 +24,7 @@ DEFAULT_BACKEND = "bm25s"
 INDEX_FORMAT = 3
 
 
-class SearchIndexError(RuntimeError):
+class SearchIndexError(SearchGymError, RuntimeError):
     """The index of a world cannot be used; the message says which command fixes it."""
 
 

@@ -18,11 +18,12 @@ from typing import Any
 
 import httpx
 
+from searchgym.errors import SearchGymError
 from searchgym.http import HTTPFailure, Retry, completions_url, post_json
 from searchgym.rollout.generate import Generation, Generator, SamplingParams, register_generator
 
 
-class GenerationServerError(RuntimeError):
+class GenerationServerError(SearchGymError, RuntimeError):
     """The server failed or answered in a shape we cannot read; the message names the server and the reason."""
 
 

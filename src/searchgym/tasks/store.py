@@ -1,28 +1,35 @@
 """Task sets on disk: WORLD/tasks/<name>/ with tasks.jsonl and manifest.json.
 
 The manifest records the synthesis config, counts per type/level/split, the sha256 of tasks.jsonl and the world's
-content hash; `load_tasks` refuses a task set whose world has changed since it was built.
+content hash; `load_tasks` refuses a task set whose world has changed since it was built. A task set's name is one
+safe path component (`searchgym.io.safe_name`), so no name can reach outside WORLD/tasks/ or replace it.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from searchgym.io import atomic_dir, read_jsonl, sha256_file, write_json, write_jsonl
+from searchgym.errors import SearchGymError
+from searchgym.io import atomic_dir, read_json, read_jsonl, safe_name, sha256_file, write_json, write_jsonl
 from searchgym.types import Task
 
 FORMAT_VERSION = 1
+MANIFEST_KEYS = ("name", "num_tasks", "tasks_sha256", "world_content_hash")
 
 
-class TaskSetError(ValueError):
+class TaskSetError(SearchGymError, ValueError):
     """A task set that cannot be used; the message says why and what to do."""
 
 
 def task_set_dir(world_dir: str | Path, name: str) -> Path:
-    return Path(world_dir) / "tasks" / name
+    """WORLD/tasks/<name>; raises InputError for a name that is not one safe path component."""
+    return Path(world_dir) / "tasks" / safe_name(name, "task set name")
+
+
+def rebuild_command(path: Path) -> str:
+    return f"`searchgym tasks build {path.parent.parent} --name {path.name} --overwrite`"
 
 
 def counts(tasks: list[Task]) -> dict[str, dict[str, int]]:
@@ -40,7 +47,10 @@ def _world_hash(world_dir: Path) -> str:
         raise TaskSetError(
             f"{world_dir} is not a world directory (no manifest.json); build one with `searchgym world build`"
         )
-    return json.loads(manifest.read_text())["content_hash"]
+    data = read_json(manifest, f"rebuild the world with `searchgym world build {world_dir} --overwrite`")
+    if not isinstance(data, dict) or not isinstance(data.get("content_hash"), str):
+        raise TaskSetError(f"{manifest} has no content_hash; rebuild the world with `searchgym world build`")
+    return data["content_hash"]
 
 
 def save_tasks(
@@ -54,7 +64,7 @@ def save_tasks(
     """Write the task set atomically (a complete directory or nothing); returns its path."""
     world_dir = Path(world_dir)
     final = task_set_dir(world_dir, name)
-    with atomic_dir(final, overwrite=overwrite) as tmp:
+    with atomic_dir(final, overwrite=overwrite, marker="manifest.json") as tmp:
         write_jsonl(tmp / "tasks.jsonl", (t.to_dict() for t in tasks))
         manifest = {
             "format_version": FORMAT_VERSION,
@@ -83,7 +93,14 @@ def resolve(path: str | Path) -> Path:
 
 
 def load_manifest(path: str | Path) -> dict[str, Any]:
-    return json.loads((resolve(path) / "manifest.json").read_text())
+    p = resolve(path)
+    manifest = read_json(p / "manifest.json", f"rebuild the task set with {rebuild_command(p)}")
+    missing = [k for k in MANIFEST_KEYS if not isinstance(manifest, dict) or k not in manifest]
+    if missing:
+        raise TaskSetError(
+            f"{p / 'manifest.json'} lacks {missing}; rebuild the task set with {rebuild_command(p)}"
+        )
+    return manifest
 
 
 def world_of(path: str | Path) -> Path:
@@ -97,15 +114,13 @@ def load_tasks(path: str | Path, check_world: bool = True) -> list[Task]:
     manifest = load_manifest(p)
     if sha256_file(p / "tasks.jsonl") != manifest["tasks_sha256"]:
         raise TaskSetError(
-            f"{p / 'tasks.jsonl'} does not match its manifest (damaged or edited); rebuild with "
-            f"`searchgym tasks build {p.parent.parent} --name {p.name} --overwrite`"
+            f"{p / 'tasks.jsonl'} does not match its manifest (damaged or edited); rebuild with {rebuild_command(p)}"
         )
     if check_world:
         world_dir = p.parent.parent
         if _world_hash(world_dir) != manifest["world_content_hash"]:
             raise TaskSetError(
                 f"the world {world_dir} changed since task set {p.name!r} was built; its answers "
-                f"may no longer hold. Rebuild with `searchgym tasks build {world_dir} --name "
-                f"{p.name} --overwrite`"
+                f"may no longer hold. Rebuild with {rebuild_command(p)}"
             )
-    return [Task.from_dict(d) for d in read_jsonl(p / "tasks.jsonl")]
+    return [Task.from_dict(d) for d in read_jsonl(p / "tasks.jsonl", f"rebuild with {rebuild_command(p)}")]

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from searchgym.errors import SearchGymError
 from searchgym.view.records import Row, TaskInfo, row
 
 ROLLOUTS_FILE = "rollouts.jsonl"
@@ -29,7 +30,7 @@ TRAJECTORIES_FILE = "trajectories.jsonl"
 _SLUG = re.compile(r"[^a-z0-9_-]+")
 
 
-class ViewError(ValueError):
+class ViewError(SearchGymError, ValueError):
     """A path the viewer cannot open; the message names it and what to pass instead."""
 
 
