@@ -40,7 +40,7 @@ def serve(
     max_topk: int = typer.Option(None, help="a larger topk is lowered to this (default 100)"),
     max_queries: int = typer.Option(None, help="queries per /retrieve request; more: 413 (default 16384)"),
     max_results: int = typer.Option(
-        None, help="queries x topk per request; topk is lowered to fit (default 100000)"
+        None, help="queries x topk per request; topk is lowered to fit (default 32768)"
     ),
     max_query_chars: int = typer.Option(None, help="longer queries are cut (default 2000)"),
     max_query_words: int = typer.Option(None, help="words past this are dropped (default 32)"),

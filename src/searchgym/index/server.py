@@ -54,7 +54,7 @@ class ServerConfig(YamlConfig):
     default_topk: int = 3  # Search-R1's; used for a missing, null or 0 topk
     max_topk: int = 100  # a larger topk is lowered to this
     max_queries: int = 16384  # per /retrieve request (Search-R1's default step sends 2,560); more: 413
-    max_results: int = 100_000  # queries x topk per request; topk is lowered so the product fits
+    max_results: int = 32_768  # queries x topk per request; topk is lowered so the product fits (~1 KB a hit)
     max_query_chars: int = 2000  # longer queries are cut (ASearcher's own web client cuts at 2,000)
     max_query_words: int = 32  # words after the 32nd are dropped, as web search engines do
     max_urls: int = 1024  # per /access request; more: 413
@@ -437,9 +437,10 @@ def write_addr_file(directory: Path, host: str, port: int) -> Path:
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise NotADirectoryError(f"--addr-file {directory} exists and is not a directory")
-    ip = socket.gethostbyname(socket.gethostname()) if host in ("0.0.0.0", "") else host
+    ip = socket.gethostbyname(socket.gethostname()) if host in ("0.0.0.0", "", "::") else host
     path = directory / f"Host{ip}_IP{port}.txt"
-    atomic_write_text(path, f"{ip}:{port}")  # the temp file starts with "." so the client's glob skips it
+    shown = f"[{ip}]" if ":" in ip else ip  # the client builds f"http://{addr}/retrieve"
+    atomic_write_text(path, f"{shown}:{port}")  # the temp file starts with "." so the client's glob skips it
     return path
 
 
