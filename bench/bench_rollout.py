@@ -38,7 +38,7 @@ def transcript(engine, cfg: EnvConfig, task) -> str:
         f"<think>search</think><search> {task.question} </search>",
         f"<think>done</think><answer> {task.answer} </answer>",
     ):
-        obs, _, _, _ = env.step(action)
+        obs = env.step(action).observation
         text += action + obs
     return text
 
@@ -98,7 +98,7 @@ def main() -> None:
             walls.append(wall)
             shares.append((wall - gen.model_seconds) / wall)
             rewards.append(statistics.mean(t.reward for t in trajs))
-            searches.append(sum(s["kind"] == "search" for t in trajs for s in t.info["steps"]))
+            searches.append(sum(s.tool == "search" for t in trajs for s in t.steps))
             tokens.append(sum(len(t.completion_ids) for t in trajs))
     result = {
         "episodes_per_round": len(tasks),

@@ -3,6 +3,7 @@ tool-calling loop on a tiny chat-template model taught to call `search`."""
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -62,6 +63,49 @@ def test_tools_run_the_real_environment(world):
         env.reset()
 
 
+def test_tool_methods_are_generated_from_the_registry():
+    from transformers.utils import get_json_schema
+
+    from searchgym.env.tools import tool_schemas
+    from searchgym.integrations.trl_env import env_class
+
+    for tools in (
+        ("search", "access", "answer"),
+        ("search", "access", "answer", "find"),
+        ("search", "answer"),
+    ):
+        cls = env_class(tools)
+        assert cls is env_class(tools) and cls.__name__ == "SearchGymEnv"  # TRL matches the reward by type
+        env = cls.__new__(cls)
+        schemas = []
+        for name in tools:
+            schema = get_json_schema(getattr(env, name))  # what TRL puts in the chat template
+            schema["function"].pop("return")
+            schemas.append(schema)
+        assert schemas == tool_schemas(tools)
+        public = {n for n, _ in inspect.getmembers(cls, inspect.isfunction) if not n.startswith("_")}
+        assert public == {*tools, "reset", "get_reward"}
+    assert SearchGymEnv is env_class(("search", "access", "answer"))
+
+
+def test_tool_calls_are_typed_actions_checked_by_the_env(world):
+    world_dir, tasks = world
+    task = tasks[0]
+    env = environment_factory(world_dir, {"tools": ["search", "access", "answer", "find"]})()
+    env.reset(task=task.to_dict())
+    assert "open an article with access before find" in env.find("born")
+    assert "[Page 1 of" in env.access(url=task.evidence[0].url)  # keyword and positional calls both work
+    assert "line(s) contain" in env.find("born")
+    env.search(task.question, k=3)  # an argument the tool does not have: a format error, not a crash
+    steps = env._env.steps
+    assert [s.tool for s in steps] == ["find", "access", "find", "search"]
+    assert "unexpected argument(s) ['k'] for search" in steps[-1].error
+    assert env.answer("  ").startswith("Error: invalid action: empty answer")  # not "Answer recorded."
+    assert env.answer(task.answer) == "Answer recorded." and env._env.summary.success
+    assert env.get_reward() == 0.0  # the earlier find and the bad search call closed the format gate
+    assert env.search("x") == ENDED
+
+
 CALL = '<tool_call>\n{"name": "search", "arguments": {"query": "city"}}\n</tool_call><|im_end|>'
 
 
@@ -96,7 +140,13 @@ def test_grpo_step_with_trl_tool_loop(world, tmp_path):
     data = trl_dataset(tasks[:2])
     # teach the model one move: answer every prompt with a search tool call (so TRL's loop has a call to run)
     probe = factory()
-    tools = [probe.search, probe.access, probe.answer]
+    # the tools exactly as TRL lists an environment's methods (inspect.getmembers order, reset/get_reward excluded)
+    tools = [
+        getattr(probe, name)
+        for name, _ in inspect.getmembers(type(probe), predicate=inspect.isfunction)
+        if name not in ("reset", "get_reward") and not name.startswith("_")
+    ]
+    assert [t.__name__ for t in tools] == ["access", "answer", "search"]
     call = CALL
     templates = [tok.chat_template]  # TRL renders prompts with its prefix-preserving variant when it has one
     if not is_chat_template_prefix_preserving(tok):
@@ -148,6 +198,6 @@ def test_grpo_step_with_trl_tool_loop(world, tmp_path):
     trainer.train()
     logs = trainer.state.log_history[0]
     assert logs["tools/call_frequency"] > 0
-    searched = [t for env in seen for t in env._env.turns if t["kind"] == "search"]
-    assert searched and searched[0]["query"] == "city"
+    searched = [s for env in seen for s in env._env.steps if s.tool == "search"]
+    assert searched and searched[0].args == {"query": "city"}
     assert "rewards/SearchGymEnv/mean" in logs  # get_reward is TRL's reward source

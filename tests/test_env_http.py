@@ -55,4 +55,4 @@ def test_http_engine_gives_identical_episodes(engines):
             out.append(batch.step([s[step] if i in batch.active else None for i, s in enumerate(scripts)]))
         runs.append(out)
     assert runs[0] == runs[1]
-    assert runs[1][1][0][3]["hit_urls"][0] == URL + "Varo_Kestrel"
+    assert runs[1][1][0].info.hit_urls[0] == URL + "Varo_Kestrel"

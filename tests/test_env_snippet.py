@@ -1,5 +1,7 @@
 """Query-aware search snippets (EnvConfig.snippet = "best")."""
 
+import os
+
 import pytest
 
 from searchgym.config import ConfigError
@@ -103,3 +105,51 @@ def test_oracle_reads_facts_from_best_snippets_and_stays_perfect(tmp_path):
     no_access = [t for t in chains if not any("<access>" in x["action"] for x in t["turns"])]
     assert len(no_access) > len(chains) / 2  # most 1-hop facts are read straight from the search result
     assert all(" </" in x["action"] for t in best.transcripts for x in t["turns"])  # "<search> q </search>"
+
+
+TIE_ARTICLE = (  # a generated article (seed-0 world, 300 entities)
+    "Neand Casdondhix is a diplomat born in 1946.\n"
+    "\n"
+    "Summary\n"
+    "Type: Person\n"
+    "Birth year: 1946\n"
+    "Height: 171 cm\n"
+    "Occupation: diplomat\n"
+    "Birthplace: Taxgrestad\n"
+    "Citizenship: Pagrokavia\n"
+    "Alma mater: Shiothde Institute of Technology\n"
+    "Parent: Mindro Lobrai\n"
+    "\n"
+    "## Early life\n"
+    "Neand Casdondhix was born in the year 1946. Neand Casdondhix has a height of 171 cm. Neand Casdondhix was born in Taxgrestad. Neand Casdondhix is a citizen of Pagrokavia. Neand Casdondhix is a child of Mindro Lobrai.\n"
+    "\n"
+    "## Education\n"
+    "Neand Casdondhix studied at Shiothde Institute of Technology.\n"
+    "\n"
+    "## Career\n"
+    "By profession, Neand Casdondhix is a diplomat.\n"
+    "\n"
+    "## Connections\n"
+    "Neand Casdondhix is the parent of Cikdeth Zurvex. Neand Casdondhix is the parent of Gaifiok Griondtath. Seathshaik Grexnuk is a child of Neand Casdondhix. Neand Casdondhix is the parent of Drom Trelthios."
+)
+
+
+def test_best_snippet_does_not_depend_on_the_hash_seed():
+    """Two sentences tie on the same query words; a float sum in set order once broke the tie differently in some
+    processes (hash seed 13 picked the later one), so oracle transcripts differed between runs."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from searchgym.env.observe import best_snippet; "
+        "print(best_snippet(sys.argv[1], 'Neand Casdondhix parent Thioxvik born in', 300))"
+    )
+    outs = set()
+    for seed in ("0", "13"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        res = subprocess.run(
+            [sys.executable, "-c", code, TIE_ARTICLE], capture_output=True, text=True, env=env
+        )
+        assert res.returncode == 0, res.stderr
+        outs.add(res.stdout.strip())
+    assert outs == {"Neand Casdondhix is a diplomat born in 1946."}  # ties go to the earlier unit

@@ -48,15 +48,16 @@ def test_evidence_following_agent_scores_full_marks(world_setup, protocol):
         env = SearchEnv(engine, EnvConfig(protocol=protocol, max_turns=len(task.evidence_urls) + 2))
         env.reset(task)
         results = [env.step(turn) for turn in evidence_turns(world, task, protocol)]
-        search_info, last = results[0][3], results[-1]
-        assert search_info["surfaced_evidence"] == [
-            u for u in task.evidence_urls if u in search_info["hit_urls"]
-        ]
-        assert all(r[3]["opened_evidence"] for r in results[1:-1])
-        ep = last[3]["episode"]
-        assert last[2] and last[1] == 1.0 and ep["em"] == 1.0 and ep["format_ok"], (task.id, ep)
-        assert ep["opened_recall"] == ep["evidence_recall"] == 1.0
-        assert ep["accesses"] == len(task.evidence_urls) and ep["searches"] == 1
+        search_info, last = results[0].info, results[-1]
+        assert search_info.surfaced_evidence == [u for u in task.evidence_urls if u in search_info.hit_urls]
+        assert all(r.info.opened_evidence for r in results[1:-1])
+        ep = last.info.episode
+        assert last.terminated and last.reward == 1.0 and ep.scores["em"] == 1.0 and ep.format_ok, (
+            task.id,
+            ep,
+        )
+        assert ep.success and ep.opened_recall == ep.evidence_recall == 1.0
+        assert ep.accesses == len(task.evidence_urls) and ep.searches == 1
 
 
 def test_batch_over_real_tasks_matches_single_episodes(world_setup):

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from searchgym.cli import app
 from searchgym.env.protocol import PROTOCOL_TAGS
-from searchgym.eval.harness import pass_at_k, summarize
+from searchgym.eval.harness import pass_at_k, pass_rates, summarize
 from searchgym.io import read_jsonl, write_jsonl
 from searchgym.models.tiny import TinyModelConfig, tiny_llama, train_tokenizer
 from test_rollout_common import DOCS, TASKS, tiny_agent
@@ -89,7 +89,11 @@ def test_pass_at_k_and_summary_numbers():
     base = {"type": "chain", "hops": 1, "level": 1, "reward": 0.0, "f1": 0.0, "cover_em": 0.0, "turns": 2,
             "searches": 1, "accesses": 0, "format_ok": True, "invalid_turns": 0, "evidence_recall": 1.0,
             "has_evidence": True, "answer": "x", "done_reason": "answer"}  # fmt: skip
-    records = [{**base, "task_id": t, "em": em} for t, em in [("a", 1.0), ("a", 0.0), ("b", 0.0), ("b", 0.0)]]
+    records = [{**base, "task_id": t, "em": em, "success": em == 1.0}
+               for t, em in [("a", 1.0), ("a", 0.0), ("b", 0.0), ("b", 0.0)]]  # fmt: skip
     s = summarize(records)
     assert s["pass@1"] == pytest.approx(0.25) and s["pass@2"] == pytest.approx(0.5)
     assert s["by"]["type"]["chain"]["em"] == pytest.approx(0.25) and s["actions"]["turns"] == 2.0
+    # pass@k counts the env's success flag, not a second rule over the scores
+    flipped = [{**r, "success": not r["success"]} for r in records]
+    assert summarize(flipped)["pass@1"] == pytest.approx(0.75) and pass_rates(flipped) == {"a": 0.5, "b": 1.0}

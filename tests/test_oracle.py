@@ -62,9 +62,10 @@ def test_transcripts_replay_exactly(solved, tmp_path):
         env = SearchEnv(engine, oracle_env_config())
         assert env.reset(by_id[row["task_id"]]) == row["prompt"]
         for turn in row["turns"]:
-            obs, reward, done, info = env.step(turn["action"])
-            assert obs == turn["observation"]
-        assert done and reward == row["reward"] == 1.0 and info["episode"]["format_ok"]
+            step = env.step(turn["action"])
+            assert step.observation == turn["observation"]
+        assert step.terminated and step.reward == row["reward"] == 1.0 and step.info.episode.format_ok
+        assert step.info.episode.success == row["success"]
 
 
 def test_unreachable_article_is_flagged_not_faked(solved):

@@ -1,5 +1,6 @@
 import json
 import random
+import re
 
 import pytest
 
@@ -12,6 +13,9 @@ from searchgym.env.protocol import (
     stop_strings,
 )
 from searchgym.env.rewards import format_ok
+from searchgym.env.tools import DEFAULT_TOOLS, TOOLS
+
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 THINK = "<think>I need the birthplace.</think>\n"
 
@@ -34,7 +38,8 @@ THINK = "<think>I need the birthplace.</think>\n"
 )
 def test_clean_tag_turns(text, kind, arg, page):
     act = parse_action(text, "tags", require_think=True)
-    assert act == Action(kind, arg, page, None)
+    args = {TOOLS[kind].main: arg, **({"page": page or 1} if kind == "access" else {})}
+    assert act == Action(kind, args, None)
 
 
 @pytest.mark.parametrize(
@@ -50,7 +55,7 @@ def test_clean_tag_turns(text, kind, arg, page):
         (
             "<think>x</think><information>y</information><answer>x</answer>",
             "answer",
-            "the model wrote <information>",
+            "the model wrote an information tag",
         ),
         (THINK + "<search>a<search>b</search>", "invalid", "<search> inside <search>"),
         (THINK + "<search>a</answer>", "invalid", "</answer> inside <search>"),
@@ -69,18 +74,18 @@ def test_clean_tag_turns(text, kind, arg, page):
 )
 def test_flawed_tag_turns(text, kind, error_part):
     act = parse_action(text, "tags", require_think=True)
-    assert act.kind == kind
+    assert act.tool == kind
     assert act.error is not None and error_part in act.error
     assert not format_ok([act])
 
 
 def test_first_action_runs_when_several():
     act = parse_action(THINK + "<answer>A</answer><answer>B</answer>", "tags")
-    assert (act.kind, act.arg) == ("answer", "A")
+    assert (act.tool, act.args) == ("answer", {"answer": "A"})
 
 
 def test_think_not_required_by_default():
-    assert parse_action("<search>a</search>", "tags") == Action("search", "a")
+    assert parse_action("<search>a</search>", "tags") == Action("search", {"query": "a"})
 
 
 def call(name, args, wrap=True):
@@ -91,19 +96,26 @@ def call(name, args, wrap=True):
 @pytest.mark.parametrize(
     "text, expected",
     [
-        (call("search", {"query": "Varo Kestrel"}), Action("search", "Varo Kestrel")),
-        ("Let me look.\n" + call("search", {"query": "x"}), Action("search", "x")),
-        (call("access", {"url": "https://w/x", "page": 2}), Action("access", "https://w/x", 2)),
-        (call("access", {"url": "https://w/x#4"}), Action("access", "https://w/x", 4)),
-        (call("answer", {"answer": "Quillport"}, wrap=False), Action("answer", "Quillport")),
-        ('```json\n{"name": "answer", "arguments": {"answer": "Q"}}\n```', Action("answer", "Q")),
-        ('{"name": "search", "parameters": {"query": "x"}}', Action("search", "x")),
-        ('{"name": "search", "arguments": "{\\"query\\": \\"x\\"}"}', Action("search", "x")),
+        (call("search", {"query": "Varo Kestrel"}), Action("search", {"query": "Varo Kestrel"})),
+        ("Let me look.\n" + call("search", {"query": "x"}), Action("search", {"query": "x"})),
+        (
+            call("access", {"url": "https://w/x", "page": 2}),
+            Action("access", {"url": "https://w/x", "page": 2}),
+        ),
+        (call("access", {"url": "https://w/x#4"}), Action("access", {"url": "https://w/x", "page": 4})),
+        (call("access", {"url": "https://w/x"}), Action("access", {"url": "https://w/x", "page": 1})),
+        (call("answer", {"answer": "Quillport"}, wrap=False), Action("answer", {"answer": "Quillport"})),
+        ('```json\n{"name": "answer", "arguments": {"answer": "Q"}}\n```', Action("answer", {"answer": "Q"})),
+        ('{"name": "search", "parameters": {"query": "x"}}', Action("search", {"query": "x"})),
+        ('{"name": "search", "arguments": "{\\"query\\": \\"x\\"}"}', Action("search", {"query": "x"})),
         (
             '{"type": "function", "function": {"name": "search", "arguments": {"query": "x"}}}',
-            Action("search", "x"),
+            Action("search", {"query": "x"}),
         ),
-        ("<tool_call>" + call("answer", {"answer": "Q"}, wrap=False) + "</tool_call>", Action("answer", "Q")),
+        (
+            "<tool_call>" + call("answer", {"answer": "Q"}, wrap=False) + "</tool_call>",
+            Action("answer", {"answer": "Q"}),
+        ),
     ],
 )
 def test_clean_json_turns(text, expected):
@@ -141,7 +153,7 @@ def test_clean_json_turns(text, expected):
 )
 def test_flawed_json_turns(text, kind, error_part):
     act = parse_action(text, "json")
-    assert act.kind == kind
+    assert act.tool == kind
     assert act.error is not None and error_part in act.error, act.error
 
 
@@ -151,7 +163,7 @@ def test_stop_strings():
 
 
 def test_bad_inputs_never_raise():
-    assert parse_action(None, "tags").kind == "invalid"  # type: ignore[arg-type]
+    assert parse_action(None, "tags").tool == "invalid"  # type: ignore[arg-type]
     assert "unknown protocol" in parse_action("<answer>x</answer>", "yaml").error
 
 
@@ -202,6 +214,10 @@ PIECES = [
     "\t",
     "Quillport",
     "https://w.example/wiki/X",
+    "<find>",
+    "</find>",
+    '"find"',
+    '"phrase"',
 ]
 
 
@@ -213,7 +229,7 @@ def random_turn(rng: random.Random) -> str:
         return "".join(chr(rng.randint(0, 0x2FFFF)) for _ in range(rng.randint(0, 200)))
     if mode < 0.9:
         obj = {
-            "name": rng.choice(["search", "access", "answer", "x", 1, None]),
+            "name": rng.choice(["search", "access", "answer", "find", "x", 1, None]),
             "arguments": rng.choice(
                 [
                     {},
@@ -224,6 +240,7 @@ def random_turn(rng: random.Random) -> str:
                     {"query": rng.choice(["", "q", 1, [], None])},
                     {"url": "u", "page": rng.choice([0, -1, 2, 2.5, "3", None])},
                     {"answer": rng.choice(["a", 1, {}, None])},
+                    {"phrase": rng.choice(["p", "", 2])},
                 ]
             ),
         }
@@ -236,28 +253,47 @@ def random_turn(rng: random.Random) -> str:
     )
 
 
-@pytest.mark.parametrize("protocol", ["tags", "json"])
-def test_fuzz_never_raises(protocol):
+WITH_FIND = ("search", "access", "answer", "find")
+
+
+@pytest.mark.parametrize(
+    "protocol, tools",
+    [
+        ("tags", DEFAULT_TOOLS),
+        ("json", DEFAULT_TOOLS),
+        ("tags", WITH_FIND),
+        ("json", WITH_FIND),
+        ("tags", ("search", "answer")),
+    ],
+)
+def test_fuzz_never_raises(protocol, tools):
     rng = random.Random(1234)
     kinds = set()
     for _ in range(10_000):
         text = random_turn(rng)
         act = parse_action(
-            text, protocol, require_think=rng.random() < 0.5, max_query_chars=rng.choice([1, 64, 512])
+            text,
+            protocol,
+            tools=tools,
+            require_think=rng.random() < 0.5,
+            max_query_chars=rng.choice([1, 64, 512]),
         )
-        assert act.kind in ("search", "access", "answer", "invalid")
-        assert isinstance(act.arg, str)
-        assert act.runs == (act.kind != "invalid")
-        if act.kind == "invalid":
-            assert act.error and act.arg == ""
+        assert act.tool in (*tools, "invalid")
+        assert act.runs == (act.tool != "invalid")
+        if act.tool == "invalid":
+            assert act.error and act.args == {}
         else:
-            assert act.arg == act.arg.strip() and act.arg
-        if act.page is not None:
-            assert act.kind == "access" and act.page >= 1
-        kinds.add(act.kind)
+            main = act.args[TOOLS[act.tool].main]
+            assert isinstance(main, str) and main == main.strip() and main
+            assert set(act.args) == {a.name for a in TOOLS[act.tool].args}
+        if act.tool == "access":
+            assert 1 <= act.args["page"] <= 999_999
+        if act.error is not None:
+            assert len(act.error) <= 600 and not SURROGATE.search(act.error)
+        kinds.add(act.tool)
     assert "invalid" in kinds and len(kinds) >= 2  # the generator reaches both valid and invalid turns
 
 
 def test_huge_turn_is_fast():
     text = "<think>" + "x" * 10_000_000 + "</think><answer>a</answer>"
-    assert parse_action(text, "tags", max_action_chars=20_000_000) == Action("answer", "a")
+    assert parse_action(text, "tags", max_action_chars=20_000_000) == Action("answer", {"answer": "a"})

@@ -2,8 +2,9 @@ import random
 
 import pytest
 
-from searchgym.env.protocol import Action
+from searchgym.env import Action, EnvConfig, SearchEnv, StepInfo, episode_reward
 from searchgym.env.rewards import REWARDS, cover_exact_match, exact_match, f1_score, format_ok
+from searchgym.index.build import engine_from_documents
 from searchgym.text import normalize_answer
 
 
@@ -37,10 +38,72 @@ def test_scores():
 
 
 def test_format_ok():
+    def info(error):
+        return StepInfo(1, "access", {"url": "x", "page": 1}, error, error is None, [], False)
+
     assert format_ok([])
-    assert format_ok([Action("search", "q"), {"error": None}])
-    assert not format_ok([Action("search", "q"), {"error": "unknown URL x"}])
+    assert format_ok([Action("search", {"query": "q"}), info(None)])
+    assert not format_ok([Action("search", {"query": "q"}), info("unknown URL x")])
     assert not format_ok([Action("invalid", error="no action")])
+
+
+def test_one_reward_function_for_every_ending():
+    from test_env import DOCS, TASK, URL
+
+    engine = engine_from_documents(DOCS)
+    T = "<think>t</think>"
+    endings = {  # (turns, how it ends)
+        "answer": ([f"{T}<access>{URL}Quillport</access>", f"{T}<answer>Marrowind Bay</answer>"], None),
+        "answer_gated": ([f"{T}<access>{URL}Quillport</access>", "<answer>Marrowind</answer>"], None),
+        "max_turns": ([f"{T}<access>{URL}Quillport</access>", f"{T}<search>Quillport</search>"] * 2, None),
+        "invalid": ([f"{T}<access>{URL}Varo_Kestrel</access>", "junk", "junk"], None),
+        "token_budget": ([f"{T}<access>{URL}Quillport</access>"], "token_budget"),
+        "token_budget_gated": ([f"{T}<access>{URL}Quillport</access>", "junk"], "token_budget"),
+    }
+    for shaping in ({}, {"open_weight": 1.0, "surface_weight": 0.5}):
+        for gate in ({}, {"format_fail_reward": -1.0}, {"format_gate": False}):
+            cfg = EnvConfig(max_turns=4, max_invalid_turns=2, no_answer_reward=-0.1, **shaping, **gate)
+            for name, (turns, stop) in endings.items():
+                env = SearchEnv(engine, cfg)
+                env.reset(TASK)
+                steps = [env.step(t) for t in turns if not env.done]
+                ep = env.truncate(stop) if stop else steps[-1].info.episode
+                assert ep.done_reason == (stop or name.removesuffix("_gated")), name
+                expected = episode_reward(cfg, ep.outcome, ep.surfaced_recall, ep.opened_recall, ep.format_ok)
+                assert ep.reward == expected, (name, shaping, gate)
+                if not stop:
+                    assert steps[-1].reward == ep.reward
+                if shaping and ep.format_ok:
+                    assert ep.reward == pytest.approx(
+                        ep.outcome + 1.0 * ep.opened_recall + 0.5 * ep.surfaced_recall
+                    )
+                if gate.get("format_fail_reward") and not ep.format_ok:
+                    assert ep.reward == -1.0
+                assert ep.outcome == (ep.scores["f1"] if ep.answer is not None else -0.1)
+
+
+def test_success_is_the_unshaped_ungated_answer_score():
+    from test_env import DOCS, TASK
+
+    engine = engine_from_documents(DOCS)
+
+    def summary(answer, **cfg):
+        env = SearchEnv(engine, EnvConfig(**{"require_think": False, **cfg}))
+        env.reset(TASK)
+        return env.step(f"<answer>{answer}</answer>").info.episode
+
+    assert summary("Marrowind").success and not summary("Marrowind Bay").success  # default: em >= 1
+    assert summary("Marrowind Bay", success_metric="f1", success_threshold=0.5).success  # f1 = 2/3
+    assert not summary("Marrowind Bay", success_metric="f1", success_threshold=0.7).success
+    assert summary("Marrowind Bay", success_metric="cover_em").success
+    gated = summary("Marrowind", require_think=True)  # missing <think>: reward 0, still a correct answer
+    assert gated.reward == 0.0 and not gated.format_ok and gated.success
+    shaped = summary("Orvane", open_weight=5.0, surface_weight=5.0, format_gate=False)
+    assert not shaped.success
+    env = SearchEnv(engine, EnvConfig(no_answer_reward=1.0))
+    env.reset(TASK)
+    ep = env.truncate("token_budget")
+    assert ep.outcome == ep.reward == 1.0 and not ep.success  # no answer is never a success
 
 
 WORDS = [

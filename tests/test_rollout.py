@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import torch
 
 from searchgym.env.env import EnvConfig, SearchEnv
+from searchgym.env.records import EpisodeSummary, StepInfo
 from searchgym.rollout.adapters import to_trl, to_verl
 from searchgym.rollout.episodes import RolloutConfig, rollout
 from searchgym.rollout.hf import HFGenerator
@@ -42,9 +45,11 @@ def test_greedy_agent_searches_reads_and_answers_with_exact_tokens():
     gen = RecordingGenerator(model, tok)
     trajs = rollout(TASKS, env_factory(), gen, tok, RolloutConfig(max_new_tokens=40, temperature=0))
     for task, tr in zip(TASKS, trajs, strict=True):
-        assert tr.reward == 1.0 and tr.info["episode"]["answer"] == task.answer
-        assert [s["kind"] for s in tr.info["steps"]] == ["search", "answer"]
-        assert tr.info["steps"][0]["surfaced_evidence"] == [task.evidence_urls[0]]
+        assert (
+            tr.reward == tr.episode.reward == 1.0 and tr.episode.answer == task.answer and tr.episode.success
+        )
+        assert [s.tool for s in tr.steps] == ["search", "answer"] and tr.steps[-1].episode is tr.episode
+        assert tr.steps[0].surfaced_evidence == [task.evidence_urls[0]]
         # model turn, observation, model turn: the mask is 0 exactly on the observation's tokens
         runs = segments(tr.env_mask)
         assert [r[0] for r in runs] == [1, 0, 1]
@@ -96,17 +101,18 @@ def test_finished_episodes_leave_the_batch():
         return SearchEnv(engine(), EnvConfig(max_turns=next(turns), max_invalid_turns=0, protocol="tags"))
 
     bad = [t.__class__(**{**t.__dict__, "question": "x"}) for t in TASKS[:1]] * 4
-    trajs = rollout(bad, factory, gen, tok, RolloutConfig(max_new_tokens=6, temperature=1.0))
+    # two tokens can never hold a valid action (open tag, argument, close tag), so no episode ends early
+    trajs = rollout(bad, factory, gen, tok, RolloutConfig(max_new_tokens=2, temperature=1.0))
     assert [len(c) for c in gen.calls] == [4, 3, 2, 1]
     assert [len(t.turns) for t in trajs] == [1, 2, 3, 4]
-    assert all(t.info["episode"]["done_reason"] == "max_turns" for t in trajs)
+    assert all(t.episode.done_reason == "max_turns" and t.episode.truncated for t in trajs)
 
 
 def test_token_budget_ends_the_episode_without_answer():
     model, tok = tiny_agent()
     cfg = RolloutConfig(max_new_tokens=40, max_total_tokens=30, temperature=0)
     (tr,) = rollout(TASKS[:1], env_factory(), HFGenerator(model, tok), tok, cfg)
-    assert tr.info["episode"]["done_reason"] == "token_budget" and tr.reward == 0.0
+    assert tr.episode.done_reason == "token_budget" and tr.reward == 0.0 and tr.episode.truncated
     assert len(tr.completion_ids) <= 30 and set(tr.env_mask) == {1}
 
 
@@ -122,7 +128,7 @@ def test_json_protocol_appends_the_chat_template_delta():
             env.messages(), tools=env.tools(), add_generation_prompt=True, tokenize=False
         )
         assert tr.prompt_ids == tok(prompt, add_special_tokens=False)["input_ids"]
-        assert len(tr.turns) == 4 and [s["kind"] for s in tr.info["steps"]] == ["invalid"] * 4
+        assert len(tr.turns) == 4 and [s.tool for s in tr.steps] == ["invalid"] * 4
         # the whole sequence reads as the chat template's rendering of the conversation
         messages = env.messages()
         for turn in tr.turns[:-1]:
@@ -145,5 +151,11 @@ def test_adapters_have_trl_and_verl_shapes():
     for key in ("completion_ids", "logprobs", "env_mask"):
         assert [len(x) for x in out[key]] == [len(t.completion_ids) for t in trajs]
     assert out["env_reward"] == [1.0, 1.0, 1.0] and out["env_info"][0]["answer"] == "Mira Tel"
+    assert out["env_info"] == [t.episode.to_dict() for t in trajs] and out["env_info"][0]["success"]
+    row = trajs[0].to_dict()
+    json.dumps(row, ensure_ascii=False).encode("utf-8")
+    assert row["episode"] == out["env_info"][0] and [s["tool"] for s in row["steps"]] == ["search", "answer"]
+    assert StepInfo.from_dict(row["steps"][0]) == trajs[0].steps[0]
+    assert EpisodeSummary.from_dict(row["episode"]) == trajs[0].episode
     verl = to_verl(trajs)
     assert verl["response_ids"] == out["completion_ids"] and verl["response_mask"] == out["env_mask"]

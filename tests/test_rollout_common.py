@@ -61,7 +61,7 @@ def transcript(task: Task, cfg: EnvConfig) -> str:
         f"<think>look it up</think><search> {task.question} </search>",
         f"<think>found it</think><answer> {task.answer} </answer>",
     ):
-        obs, _, _, _ = env.step(action)
+        obs = env.step(action).observation
         text += action + obs
     return text
 

@@ -8,8 +8,10 @@ who was born in X and whose birth year is 1950") it searches the stated names an
 states every constraint it reads the anchors' articles (X's article names the people born there), and checks the
 names of the right type they all mention. Comparisons read both attribute values; attribute questions read one.
 Reading is a perfect reader: it knows which sentence of a page states which fact (facts.jsonl) and recognises entity
-names, but only accepts what is in an observation it was actually shown. Every action and observation is exactly what
-the environment produced, so the transcripts can warm-start a policy with supervised fine-tuning.
+names, but only accepts what is in an observation it was actually shown: it reads the structured form of each
+observation the env returns with it (`StepInfo.shown_hits`, `StepInfo.shown_page`), never the rendered text. Every
+action and observation is exactly what the environment produced, so the transcripts can warm-start a policy with
+supervised fine-tuning.
 """
 
 from __future__ import annotations
@@ -21,13 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from searchgym.env.env import EnvConfig, SearchEnv
+from searchgym.env.records import EpisodeSummary, StepInfo
 from searchgym.io import write_jsonl
 from searchgym.tasks.forms import attribute_specs, relation_specs
 from searchgym.types import Task
 
-_DOC = re.compile(r"\[Doc \d+\]\((\S+)\) ([^\n]*)")
-_SNIPPET = re.compile(r"\[Doc \d+\]\((\S+)\) [^\n]*\n(.*?)(?=\n\n\[Doc \d+\]|</information>|\Z)", re.S)
-_PAGE = re.compile(r"\[Page (\d+) of (\d+)\]")
 _NAMEISH = re.compile(r"[A-Z][\w-]*(?:\s+(?:(?:of|and|the)\s+)*[A-Z][\w-]*)*")  # runs of capitalised words
 _POSSESSIVE = re.compile(r"['’]s\b")
 
@@ -49,31 +49,33 @@ class Episode:
         self.env = SearchEnv(oracle.engine, oracle.env_cfg)
         self.prompt = self.env.reset(task)
         self.turns: list[dict[str, str]] = []
-        self.summary: dict[str, Any] | None = None
+        self.summary: EpisodeSummary | None = None
         self.article_url: dict[str, str] = {}  # entity id -> URL found for it
         self.pages: dict[str, list[str]] = {}  # URL -> texts of the parts read so far
         self.total_pages: dict[str, int] = {}
         self.snippets: dict[str, str] = {}  # URL -> the text its latest search hit showed
 
-    def act(self, think: str, tag: str, arg: str) -> str:
+    def act(self, think: str, tag: str, arg: str) -> StepInfo:
         if self.env.done:
             raise Stuck("the episode ended (turn budget) before the oracle could answer")
         pad = " " if self.o.spaced_args else ""
         text = f"<think>{think}</think>\n<{tag}>{pad}{arg}{pad}</{tag}>"
-        obs, _, done, info = self.env.step(text)
-        self.turns.append({"action": text, "observation": obs})
-        if done:
-            self.summary = info["episode"]
+        step = self.env.step(text)
+        self.turns.append({"action": text, "observation": step.observation})
+        if step.done:
+            self.summary = step.info.episode
             if tag != "answer":
-                raise Stuck(f"the episode ended ({info['episode']['done_reason']}) before an answer")
-        return obs
+                raise Stuck(f"the episode ended ({self.summary.done_reason}) before an answer")
+        if step.info.observation_cut:
+            raise Stuck("the observation was cut to env.max_observation_chars; raise it for the oracle")
+        return step.info
 
     # -- reading
     def search(self, think: str, query: str) -> list[tuple[str, str]]:
-        """(url, title) of the hits, parsed from the observation the agent sees."""
-        obs = self.act(think, "search", query)
-        self.snippets.update(_SNIPPET.findall(obs))
-        return _DOC.findall(obs)
+        """(url, title) of the hits the observation showed."""
+        hits = self.act(think, "search", query).shown_hits
+        self.snippets.update((h.url, h.snippet) for h in hits)
+        return [(h.url, h.title) for h in hits]
 
     def shown(self, url: str, needles: list[str]) -> bool:
         """Whether a search already showed one of `needles` in the hit of `url` (no need to open it). Only with
@@ -89,12 +91,11 @@ class Episode:
             n = len(parts) + 1
             if url in self.total_pages and n > self.total_pages[url]:
                 return None
-            obs = self.act(think, "access", url if n == 1 else f"{url}#{n}")
-            m = _PAGE.search(obs)
-            if m is None:
+            page = self.act(think, "access", url if n == 1 else f"{url}#{n}").shown_page
+            if page is None:
                 return None
-            self.total_pages[url] = int(m.group(2))
-            parts.append(obs)
+            self.total_pages[url] = page.parts
+            parts.append(page.text)
         return parts[part - 1]
 
     def find_in_article(self, url: str, needles: list[str], think: str) -> bool:
@@ -221,8 +222,9 @@ class Episode:
         """Entities of `etype` named anywhere in `eid`'s article (all parts read)."""
         url = self.locate(eid, [], f"the {etype}s it mentions")
         part = 1
-        while self.read_part(
-            url, part, f"I read the article about {self.o.name(eid)} for {etype}s it names."
+        while (
+            self.read_part(url, part, f"I read the article about {self.o.name(eid)} for {etype}s it names.")
+            is not None
         ):
             part += 1
         return self.o.spot("\n".join(self.pages[url]), etype)
@@ -296,8 +298,8 @@ class Oracle:
             ep.act("I have everything I need to answer.", "answer", ep.answer(task.meta["form"]))
         except Stuck as e:
             reason = str(e)
-        summary = ep.summary or {}
-        success = bool(summary.get("em", 0.0) == 1.0)
+        summary = ep.summary
+        success = summary is not None and summary.success
         if reason is None and not success:
             reason = "answered, but not the gold answer"
         transcript = {
@@ -306,7 +308,7 @@ class Oracle:
             "level": task.level,
             "prompt": ep.prompt,
             "turns": ep.turns,
-            "reward": float(summary.get("reward", 0.0)),
+            "reward": float(summary.reward) if summary is not None else 0.0,
             "success": success,
         }
         return transcript, reason

@@ -128,7 +128,7 @@ def eval_cmd(
         engine = load_engine(world, backend)
         chosen, label = select(load_tasks(path), cfg.split, cfg.limit), Path(tasks).name
     records = _run(chosen, engine, generator, tok, cfg)
-    summary = summarize(records, cfg.success)
+    summary = summarize(records)
     meta = {"model": name, "tasks": label, "split": cfg.split if not qa else "", "protocol": cfg.env.protocol}
     meta["config"] = cfg.to_dict()
     target = out or Path("runs/eval") / f"{name}-{label}"
@@ -167,7 +167,7 @@ def passrate(
     cfg.env = type(cfg.env).from_dict({**cfg.env.to_dict(), "protocol": _protocol(tok, protocol)})
     path = resolve(Path(tasks) if Path(tasks).is_dir() else task_set_dir(world, tasks))
     records = _run(select(load_tasks(path), cfg.split, cfg.limit), load_engine(world), generator, tok, cfg)
-    rates = pass_rates(records, cfg.success)
+    rates = pass_rates(records)
     write_json(path / "pass_rates.json", {"model": name, "k": samples, "pass_rates": rates})
     typer.echo(f"{len(rates)} tasks, mean pass rate {sum(rates.values()) / max(len(rates), 1):.3f} → {path}")
 

@@ -175,8 +175,7 @@ def evaluate(model_dir: Path, tasks: list, world_dir: Path, env: dict, rollout: 
     by_level: dict[str, list[float]] = {}
     rows = []
     for task, tr in zip(tasks, trajs, strict=True):
-        ep = tr.info.get("episode", {})
-        ok = float(ep.get("em", 0.0) == 1.0)
+        ok = float(tr.episode is not None and tr.episode.success)
         by_level.setdefault(str(task.level), []).append(ok)
         rows.append({"task_id": task.id, "level": task.level, "reward": tr.reward, "success": ok})
     mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731

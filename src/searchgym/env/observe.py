@@ -6,7 +6,11 @@ import math
 import re
 from collections.abc import Sequence
 
-from searchgym.types import Document, SearchHit
+from searchgym.env.records import ShownHit, ShownPage
+from searchgym.types import SearchHit
+
+ECHO_CHARS = 100  # most characters of the model's own text an error message repeats [ours]
+CUT_MARK = "\n[…cut]"  # ends an observation cut to env.max_observation_chars
 
 
 def cut(text: str, limit: int) -> str:
@@ -107,33 +111,59 @@ def best_snippet(text: str, query: str, limit: int) -> str:
     sets = [_terms(u) & q for u in parts]
     df = {t: sum(t in s for s in sets) for t in q}
     weight = {t: math.log(1 + len(parts) / n) for t, n in df.items() if n}
-    scores = [sum(weight[t] for t in s) for s in sets]
+    scores = [
+        sum(weight[t] for t in sorted(s)) for s in sets
+    ]  # sorted: a float sum must not follow hash order
     best = max(range(len(parts)), key=lambda i: (scores[i], -i))
     return cut(parts[best], limit) if scores[best] > 0 else cut(text, limit)
 
 
-def render_search(hits: Sequence[SearchHit], doc_chars: int, snippet: str = "lead", query: str = "") -> str:
-    """Numbered hits: link, title, and either the article's first `doc_chars` characters ("lead") or its
-    sentence that best matches the query ("best", see `best_snippet`)."""
-    if not hits:
-        return "No results. Try other keywords."
+def show_hits(
+    hits: Sequence[SearchHit], doc_chars: int, snippet: str = "lead", query: str = ""
+) -> list[ShownHit]:
+    """The hits as the observation shows them: link, title, and either the article's first `doc_chars` characters
+    ("lead") or its sentence that best matches the query ("best", see `best_snippet`)."""
 
     def body(h: SearchHit) -> str:
         return best_snippet(h.text, query, doc_chars) if snippet == "best" else cut(h.text, doc_chars)
 
-    return "\n\n".join(f"[Doc {i}]({h.url}) {h.title}\n{body(h)}" for i, h in enumerate(hits, 1))
+    return [ShownHit(i, h.url, h.title, body(h)) for i, h in enumerate(hits, 1)]
 
 
-def render_page(doc: Document, page: int, pages: Sequence[str]) -> str:
-    """One part (1-based) of a page split by `paginate`."""
-    more = (
-        f"\n(Part {page} of {len(pages)}; ask for part {page + 1} to read on.)" if page < len(pages) else ""
-    )
-    return f"[Page {page} of {len(pages)}]({doc.url}) {doc.title}\n{pages[page - 1].strip()}{more}"
+def render_search(shown: Sequence[ShownHit]) -> str:
+    if not shown:
+        return "No results. Try other keywords."
+    return "\n\n".join(f"[Doc {h.rank}]({h.url}) {h.title}\n{h.snippet}" for h in shown)
+
+
+def render_page(page: ShownPage) -> str:
+    """One part (1-based) of an article split by `paginate`."""
+    n = page.parts
+    more = f"\n(Part {page.part} of {n}; ask for part {page.part + 1} to read on.)" if page.part < n else ""
+    return f"[Page {page.part} of {n}]({page.url}) {page.title}\n{page.text}{more}"
+
+
+def render_lines(url: str, title: str, phrase: str, lines: Sequence[str], total: int) -> str:
+    """The lines of an article that contain `phrase` (find)."""
+    head = f"[Find]({url}) {title}: {total} line(s) contain {echo(phrase)!r}"
+    more = f"\n({total - len(lines)} more not shown)" if total > len(lines) else ""
+    return head + "".join(f"\n- {line}" for line in lines) + more
 
 
 def render_error(message: str) -> str:
     return f"Error: {message}."
+
+
+def echo(text: str, limit: int = ECHO_CHARS) -> str:
+    """At most `limit` characters of the model's own text, for an error message (never the whole of it)."""
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+
+
+def fit(content: str, limit: int) -> tuple[str, bool]:
+    """`content` cut to at most `limit` characters (the cut is marked); and whether it was cut."""
+    if len(content) <= limit:
+        return content, False
+    return content[: max(limit - len(CUT_MARK), 0)] + CUT_MARK, True
 
 
 def wrap(protocol: str, content: str) -> str:

@@ -8,7 +8,7 @@ normalisation (lower case, no punctuation, no articles, single spaces) and keeps
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from searchgym.text import normalize_answer
@@ -52,15 +52,11 @@ REWARDS: dict[str, Callable[[str, str | Sequence[str]], float]] = {
 }
 
 
-def format_ok(turns: Sequence[Mapping[str, Any] | Any]) -> bool:
+def format_ok(turns: Iterable[Any]) -> bool:
     """True when no turn of the trajectory had a format error.
 
-    A turn is a step's `info` dict (key "error") or a parsed `Action` (attribute `error`); the error covers the
-    parser's findings (unbalanced/nested tags, several actions, text after the answer, bad JSON, …) and the
-    environment's (unknown URL, page out of range).
+    A turn is a `StepInfo` or a parsed `Action` (attribute `error`); the error covers the parser's findings
+    (unbalanced/nested tags, several actions, text after the answer, bad JSON, …) and the environment's (unknown URL,
+    page out of range).
     """
-    for turn in turns:
-        error = turn.get("error") if isinstance(turn, Mapping) else getattr(turn, "error", None)
-        if error is not None:
-            return False
-    return True
+    return all(turn.error is None for turn in turns)

@@ -3,7 +3,8 @@
 `evaluate` rolls out every task `samples` times (batched), and returns one record per episode: the trajectory plus
 the task's type / hops / level and the episode summary of the env (EM, F1, cover-EM, format, actions, evidence
 recall). `summarize` turns records into the report's numbers; pass@k uses the unbiased estimator
-1 - C(n-c, k) / C(n, k) over the n samples of a task with c correct ones (correct = EM of the answer is 1).
+1 - C(n-c, k) / C(n, k) over the n samples of a task with c correct ones (correct = the env's success rule,
+`EpisodeSummary.success`: `env.success_metric` of the answer >= `env.success_threshold`, EM 1 by default).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ class EvalConfig(YamlConfig):
     limit: int = 0  # evaluate the first `limit` tasks of the split (0 = all)
     samples: int = 1  # rollouts per task; pass@k is reported for every k up to this
     batch_size: int = 16  # episodes generated together
-    success: str = "em"  # the score that decides a correct episode for pass@k: em | f1 | cover_em
     env: EnvConfig = field(default_factory=EnvConfig)
     rollout: RolloutConfig = field(default_factory=lambda: RolloutConfig(temperature=0.0))
 
@@ -42,8 +42,6 @@ class EvalConfig(YamlConfig):
             raise ConfigError("eval.samples and eval.batch_size must be >= 1")
         if self.samples > 1 and self.rollout.temperature == 0:
             raise ConfigError("samples > 1 with greedy decoding repeats one answer; set a temperature > 0")
-        if self.success not in SCORES[1:]:
-            raise ConfigError(f"eval.success: {self.success!r} is not one of {list(SCORES[1:])}")
 
 
 def select(tasks: Sequence[Task], split: str, limit: int) -> list[Task]:
@@ -85,7 +83,8 @@ def evaluate(
         rcfg = RolloutConfig.from_dict({**cfg.rollout.to_dict(), "seed": cfg.rollout.seed + start})
         trajs = rollout([t for t, _ in chunk], lambda: SearchEnv(engine, cfg.env), generator, tokenizer, rcfg)
         for (task, sample), tr in zip(chunk, trajs, strict=True):
-            ep = tr.info.get("episode", {})
+            ep = tr.episode
+            assert ep is not None  # rollout ends every episode
             records.append(
                 {
                     "task_id": task.id,
@@ -95,13 +94,15 @@ def evaluate(
                     "type": task.type,
                     "hops": task.hops,
                     "level": task.level,
-                    "answer": ep.get("answer"),
-                    "done_reason": ep.get("done_reason"),
-                    **{k: float(ep.get(k, 0.0)) for k in SCORES},
-                    **{k: int(ep.get(k, 0)) for k in ACTIONS},
-                    "format_ok": bool(ep.get("format_ok", False)),
-                    "invalid_turns": int(ep.get("invalid_turns", 0)),
-                    "evidence_recall": float(ep.get("evidence_recall", 0.0)),
+                    "answer": ep.answer,
+                    "done_reason": ep.done_reason,
+                    "reward": float(ep.reward),
+                    **{k: float(ep.scores[k]) for k in SCORES[1:]},
+                    **{k: int(getattr(ep, k)) for k in ACTIONS},
+                    "success": ep.success,
+                    "format_ok": ep.format_ok,
+                    "invalid_turns": ep.invalid_turns,
+                    "evidence_recall": float(ep.evidence_recall),
                     "has_evidence": bool(task.evidence),
                     "trajectory": tr.to_dict(),
                 }
@@ -125,14 +126,14 @@ def _scores(records: Sequence[dict[str, Any]]) -> dict[str, float]:
     return {"n": len(records), **{k: _mean([r[k] for r in records]) for k in SCORES}}
 
 
-def summarize(records: Sequence[dict[str, Any]], success: str = "em") -> dict[str, Any]:
+def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         by_task[r["task_id"]].append(r)
     n = min(len(v) for v in by_task.values()) if by_task else 0
     passes = {
         f"pass@{k}": _mean(
-            [pass_at_k(len(v), sum(r[success] >= 1.0 for r in v), k) for v in by_task.values()]
+            [pass_at_k(len(v), sum(bool(r["success"]) for r in v), k) for v in by_task.values()]
         )
         for k in sorted({1, max(n, 1)})
     }
@@ -162,9 +163,9 @@ def summarize(records: Sequence[dict[str, Any]], success: str = "em") -> dict[st
     }
 
 
-def pass_rates(records: Sequence[dict[str, Any]], success: str = "em") -> dict[str, float]:
+def pass_rates(records: Sequence[dict[str, Any]]) -> dict[str, float]:
     """Per task: the share of its samples that were correct (TRAC's teacher pass rate)."""
     by_task: dict[str, list[float]] = defaultdict(list)
     for r in records:
-        by_task[r["task_id"]].append(1.0 if r[success] >= 1.0 else 0.0)
+        by_task[r["task_id"]].append(1.0 if r["success"] else 0.0)
     return {t: _mean(v) for t, v in sorted(by_task.items())}

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from searchgym.env.env import EnvConfig, SearchEnv
+from searchgym.env.config import EnvConfig
+from searchgym.env.prompts import prompt_messages
 from searchgym.io import atomic_dir, atomic_write_bytes, read_jsonl, write_jsonl
 from searchgym.types import Task
 
@@ -33,9 +34,7 @@ def flat_row(t: Task) -> dict[str, Any]:
 
 def chat_messages(t: Task, env_cfg: EnvConfig) -> list[dict[str, str]]:
     """The env's own prompt for this task as chat messages (what a trained policy will see)."""
-    env = SearchEnv(None, env_cfg)  # type: ignore[arg-type]  # reset/messages never touch the engine
-    env.reset(t)
-    return env.messages()
+    return prompt_messages(t, env_cfg)
 
 
 def verl_row(t: Task, i: int, env_cfg: EnvConfig) -> dict[str, Any]:

@@ -1,36 +1,41 @@
 """SearchGym for TRL's own tool-calling loop: `GRPOTrainer(environment_factory=...)`.
 
-TRL turns the public methods `search`, `access` and `answer` (typed, with docstrings) into JSON tools for a chat
-model, calls `reset(**row)` with each dataset row before generation, and scores each finished rollout with
-`get_reward()`. Nothing else of SearchGym is involved: no rollout_func, no curriculum.
+TRL turns the public methods of the environment class (typed, with Google-style docstrings) into JSON tools for a
+chat model, calls `reset(**row)` with each dataset row before generation, and scores each finished rollout with
+`get_reward()`. The tool methods are generated from the env's tool registry (`searchgym.env.tools.TOOLS`) for the
+active tools of the config, so they are exactly the tools, schemas and checks of the rollout_func path.
 
     factory = environment_factory("runs/demo/world")
     data = trl_dataset(tasks)                   # prompt (chat messages) + task (JSON) per row
     GRPOTrainer(model=..., args=GRPOConfig(...), train_dataset=data, environment_factory=factory)
 
-Each tool call is run through the real `SearchEnv` (JSON protocol), so the reward, the format gate and the
-turn limit are exactly those of the rollout_func path.
+Each tool call is a typed `Action` stepped through the real `SearchEnv` (nothing is serialised to text and parsed
+back), so the reward, the format gate and the turn limit are those of the rollout_func path.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from searchgym.env.env import EnvConfig, SearchEnv
+from searchgym.env.records import Action
+from searchgym.env.tools import DEFAULT_TOOLS, Tool, active
 from searchgym.types import Task
 
 QUESTION_PROMPT = "Answer the question by searching the encyclopedia with the tools. Question: {question}"
 ENDED = "The episode has ended; no further tool calls are run."
+ANSWERED = "Answer recorded."
 
 
-class SearchGymEnv:
-    """One SearchGym episode exposed as tools. Construct through `environment_factory`."""
+class ToolEnv:
+    """One SearchGym episode exposed as tools; the tool methods are added per tool set by `env_class`."""
 
-    def __init__(self, engine: Any, env_cfg: Any):
-        from searchgym.env.env import SearchEnv
-
+    def __init__(self, engine: Any, env_cfg: EnvConfig):
         self._env = SearchEnv(engine, env_cfg)
         self._reward = 0.0
 
@@ -44,69 +49,64 @@ class SearchGymEnv:
         self._reward = 0.0
         return None
 
-    def search(self, query: str) -> str:
-        """Search the encyclopedia.
-
-        Args:
-            query: Keywords to search for, e.g. a name and a relation.
-
-        Returns:
-            The top articles: URL, title and the beginning of the text.
-        """
-        return self._call("search", {"query": query})
-
-    def access(self, url: str, page: int = 1) -> str:
-        """Open an article from the search results.
-
-        Args:
-            url: The article's URL as shown in the search results.
-            page: Which part of a long article to read, from 1.
-
-        Returns:
-            The text of that part of the article.
-        """
-        return self._call("access", {"url": url, "page": page})
-
-    def answer(self, answer: str) -> str:
-        """Give the final answer; this ends the episode.
-
-        Args:
-            answer: Just the name, place, date or number that answers the question.
-
-        Returns:
-            A confirmation that the answer was recorded.
-        """
-        self._call("answer", {"answer": answer})
-        return "Answer recorded."
-
     def get_reward(self) -> float:
-        """The environment's reward for the episode (0 until an answer is given)."""
+        """The environment's reward for the episode (0 until it ends)."""
         return self._reward
 
-    def _call(self, name: str, arguments: dict[str, Any]) -> str:
+    def _call(self, name: str, args: dict[str, Any]) -> str:
         if self._env.done:
             return ENDED
-        call = json.dumps({"name": name, "arguments": arguments}, ensure_ascii=False)
-        obs, reward, done, _ = self._env.step(f"<tool_call>{call}</tool_call>")
-        if done:
-            self._reward = float(reward)
-            return obs or ENDED
-        return obs
+        step = self._env.step(Action(name, args))
+        if step.done:
+            self._reward = float(step.reward)
+            return ANSWERED if step.terminated else ENDED
+        return step.observation
 
 
-def environment_factory(
-    world_dir: str | Path, env: dict[str, Any] | None = None
-) -> Callable[[], SearchGymEnv]:
+def _method(tool: Tool) -> Callable[..., str]:
+    """A real function named after the tool, with its signature, type hints and Google-style docstring (what
+    transformers' get_json_schema reads); the env checks the arguments, so a bad call is a format error."""
+    names = [a.name for a in tool.args]
+
+    def method(self: ToolEnv, *args: Any, **kwargs: Any) -> str:
+        if len(args) > len(names):
+            raise TypeError(f"{tool.name}() takes at most {len(names)} positional arguments")
+        return self._call(tool.name, {**dict(zip(names, args, strict=False)), **kwargs})
+
+    P = inspect.Parameter
+    params = [P("self", P.POSITIONAL_OR_KEYWORD)] + [
+        P(a.name, P.POSITIONAL_OR_KEYWORD, annotation=a.type, default=P.empty if a.required else a.default)
+        for a in tool.args
+    ]
+    method.__signature__ = inspect.Signature(params, return_annotation=str)  # type: ignore[attr-defined]
+    method.__annotations__ = {**{a.name: a.type for a in tool.args}, "return": str}
+    method.__name__ = method.__qualname__ = tool.name
+    method.__doc__ = tool.docstring()
+    return method
+
+
+@cache
+def env_class(tools: tuple[str, ...] = DEFAULT_TOOLS) -> type[ToolEnv]:
+    """The environment class with one method per active tool (cached: one class per tool set, as TRL matches the
+    reward source by exact type)."""
+    methods = {t.name: _method(t) for t in active(tools)}
+    return type("SearchGymEnv", (ToolEnv,), {**methods, "__module__": __name__})
+
+
+SearchGymEnv = env_class(DEFAULT_TOOLS)
+
+
+def environment_factory(world_dir: str | Path, env: dict[str, Any] | None = None) -> Callable[[], ToolEnv]:
     """A zero-argument factory for TRL; the search engine is loaded once and shared by every instance."""
-    from searchgym.env.env import EnvConfig
     from searchgym.index.build import load_engine
 
     engine = load_engine(world_dir)
     cfg = EnvConfig.from_dict({**(env or {}), "protocol": "json", "require_think": False}, where="env")
-    return lambda: SearchGymEnv(engine, cfg)
+    cls = env_class(tuple(t.name for t in active(cfg.tools)))
+    return lambda: cls(engine, cfg)
 
 
-def trl_dataset(tasks: list[Task], prompt: str = QUESTION_PROMPT) -> Any:
+def trl_dataset(tasks: Sequence[Task], prompt: str = QUESTION_PROMPT) -> Any:
     """A `datasets.Dataset` with a conversational `prompt` and the `task` (JSON) that `reset` reads."""
     from datasets import Dataset
 

@@ -3,7 +3,7 @@
 `to_trl` is exactly what TRL 1.16's `GRPOTrainer(rollout_func=…)` expects back: required `prompt_ids`,
 `completion_ids`, `logprobs` (one float per completion token), plus `env_mask` (popped by the trainer and used as the
 tool mask: 1 = model token in the loss) and extra per-sample lists that TRL forwards to reward functions as keyword
-arguments (`env_reward`, `env_info`).
+arguments (`env_reward`, and `env_info`: each episode's `EpisodeSummary.to_dict()`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def to_trl(trajs: Sequence[Trajectory]) -> dict[str, list[Any]]:
         "logprobs": [list(t.logprobs) for t in trajs],
         "env_mask": [list(t.env_mask) for t in trajs],
         "env_reward": [float(t.reward) for t in trajs],
-        "env_info": [t.info.get("episode", {}) for t in trajs],
+        "env_info": [t.episode.to_dict() if t.episode else {} for t in trajs],
     }
 
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from searchgym.config import ConfigError, YamlConfig
-from searchgym.env.env import SearchEnv, step_batch
-from searchgym.env.rewards import REWARDS
+from searchgym.env.env import SearchEnv
+from searchgym.env.records import EpisodeSummary, StepInfo
 from searchgym.rollout.generate import Generator, SamplingParams
 from searchgym.types import Task
 
@@ -48,9 +48,12 @@ class Trajectory:
     completion_ids: list[int] = field(default_factory=list)
     env_mask: list[int] = field(default_factory=list)  # 1 = model token, 0 = observation token
     logprobs: list[float] = field(default_factory=list)  # behaviour log-probs; 0.0 on observation tokens
-    reward: float = 0.0
+    reward: float = 0.0  # episode.reward
     turns: list[dict[str, str]] = field(default_factory=list)  # {"action", "observation"} decoded, for logs
-    info: dict[str, Any] = field(default_factory=dict)  # "steps" (env infos), "episode", timings
+    steps: list[StepInfo] = field(default_factory=list)  # the env's info of every step
+    episode: EpisodeSummary | None = None  # the env's summary (set once the episode ended)
+    model_seconds: float = 0.0  # this batch's generation time, shared equally by its trajectories
+    env_seconds: float = 0.0
 
     def add(self, ids: Sequence[int], logprobs: Sequence[float] | None) -> None:
         self.completion_ids += ids
@@ -66,7 +69,10 @@ class Trajectory:
             "logprobs": self.logprobs,
             "reward": self.reward,
             "turns": self.turns,
-            "info": self.info,
+            "steps": [s.to_dict() for s in self.steps],
+            "episode": self.episode.to_dict() if self.episode else None,
+            "model_seconds": self.model_seconds,
+            "env_seconds": self.env_seconds,
         }
 
 
@@ -150,26 +156,26 @@ def rollout(
         env_seconds += gen_wall - (generator.model_seconds - m0)  # stop checks, padding, decoding
         t0 = time.perf_counter()
         texts = [tokenizer.decode(g.token_ids, skip_special_tokens=True) for g in gens]
-        results = step_batch([envs[i] for i in active], texts)
+        results = SearchEnv.step_batch([envs[i] for i in active], texts)
         still = []
-        for i, g, text, (obs, reward, done, _info) in zip(active, gens, texts, results, strict=True):
+        for i, g, text, step in zip(active, gens, texts, results, strict=True):
             tr = trajs[i]
             tr.add(g.token_ids, g.logprobs)
-            tr.turns.append({"action": text, "observation": obs})
-            if done:
-                tr.reward = reward
+            tr.turns.append({"action": text, "observation": step.observation})
+            if step.done:
                 continue
+            obs = step.observation
             if chat is not None:
-                tool_text = obs
-                obs = chat.observation(messages[i], envs[i].tools(), tool_text, g.finish_reason == "eos")
+                obs = chat.observation(
+                    messages[i], envs[i].tools(), step.observation, g.finish_reason == "eos"
+                )
                 messages[i] += [
                     {"role": "assistant", "content": text},
-                    {"role": "tool", "content": tool_text},
+                    {"role": "tool", "content": step.observation},
                 ]
             obs_ids = tokenizer(obs, add_special_tokens=False)["input_ids"]
             if len(tr.completion_ids) + len(obs_ids) >= cfg.max_total_tokens:
-                tr.info["episode"] = _budget_summary(envs[i])
-                tr.reward = tr.info["episode"]["reward"]
+                envs[i].truncate("token_budget")  # the env's own ending: same summary, shaping and gate
                 continue
             tr.add(obs_ids, None)
             still.append(i)
@@ -178,34 +184,7 @@ def rollout(
         turn += 1
     n = max(len(trajs), 1)
     for env, tr in zip(envs, trajs, strict=True):
-        tr.info["steps"] = env.turns
-        if env.turns and "episode" in env.turns[-1]:
-            tr.info["episode"] = env.turns[-1]["episode"]
-        tr.info["model_seconds"] = model_seconds / n
-        tr.info["env_seconds"] = env_seconds / n
+        tr.steps, tr.episode = env.steps, env.summary
+        tr.reward = env.summary.reward if env.summary is not None else 0.0
+        tr.model_seconds, tr.env_seconds = model_seconds / n, env_seconds / n
     return trajs
-
-
-def _budget_summary(env: SearchEnv) -> dict[str, Any]:
-    """Episode summary when the token budget runs out before the env ends the episode: scored as no answer."""
-    kinds = [t["kind"] for t in env.turns]
-    evidence = env.task.evidence_urls if env.task else []
-    surfaced = {u for t in env.turns for u in t.get("surfaced_evidence", [])}
-    opened = {t["url"] for t in env.turns if t.get("opened_evidence")}
-    n = max(len(evidence), 1)
-    return {
-        "done_reason": "token_budget",
-        "answer": None,
-        **dict.fromkeys(REWARDS, 0.0),
-        "outcome": env.cfg.no_answer_reward,
-        "format_ok": all(t["error"] is None for t in env.turns),
-        "reward": env.cfg.no_answer_reward,
-        "turns": len(env.turns),
-        "searches": kinds.count("search"),
-        "accesses": kinds.count("access"),
-        "invalid_turns": kinds.count("invalid"),
-        "format_errors": sum(t["error"] is not None for t in env.turns),
-        "surfaced_recall": len(surfaced) / n,
-        "opened_recall": len(opened) / n,
-        "evidence_recall": len(surfaced | opened) / n,
-    }
