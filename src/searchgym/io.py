@@ -241,8 +241,7 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
     n = 0
     with atomic_open(path, "w") as f:
         for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False, sort_keys=True))
-            f.write("\n")
+            f.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
             n += 1
     return n
 
