@@ -11,6 +11,7 @@ import pytest
 import torch
 import trl
 
+from searchgym.env import EnvConfig, tool_loop_messages
 from searchgym.integrations.trl_env import ENDED, SearchGymEnv, environment_factory, trl_dataset
 
 QWEN25 = Path(trl.__file__).parent / "chat_templates" / "qwen2_5.jinja"
@@ -61,6 +62,9 @@ def test_tools_run_the_real_environment(world):
     assert env.get_reward() == 0.0
     with pytest.raises(ValueError, match="task"):
         env.reset()
+    row = trl_dataset(tasks[:1], {"max_turns": 3})[0]  # the prompt is env/prompts.py's, the task round-trips
+    assert row["prompt"] == tool_loop_messages(task, EnvConfig(protocol="json", max_turns=3))
+    assert task.question in row["prompt"][0]["content"] and json.loads(row["task"]) == task.to_dict()
 
 
 def test_tool_methods_are_generated_from_the_registry():

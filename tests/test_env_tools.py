@@ -133,7 +133,9 @@ def searchr1_extract(solution: str) -> str | None:
 def test_searchr1_prompt_holds_exactly_one_answer_example():
     prompt = render_prompt(TASK, EnvConfig.preset("searchr1"))
     assert len(re.findall(r"<answer>(.*?)</answer>", prompt, re.DOTALL)) == 1
-    response = f"{T}<search> Quillport </search>\n<information>x</information>\n{T}<answer> Marrowind </answer>"
+    response = (
+        f"{T}<search> Quillport </search>\n<information>x</information>\n{T}<answer> Marrowind </answer>"
+    )
     assert searchr1_extract(prompt + response) == "Marrowind"
     assert searchr1_extract(prompt + f"{T}<search> Quillport </search>") is None  # no answer scores 0
 
@@ -171,9 +173,9 @@ def test_typed_actions_match_text_turns_and_are_checked(engine):
     assert typed == text  # same observations, rewards and infos (page 1 filled in either way)
     assert typed[1].info.args == {"url": URL + "Quillport", "page": 1}
     cases = [
-        (Action("search", {"query": 3}), "argument 'query' of search must be a str"),
+        (Action("search", {"query": 3}), "argument 'query' of search must be a string"),
         (Action("search", {}), "search needs the argument 'query'"),
-        (Action("access", {"url": "u", "page": True}), "must be a int"),
+        (Action("access", {"url": "u", "page": True}), "must be an integer"),
         (Action("access", {"url": "u", "page": 0}), "page 0 does not exist; pages start at 1"),
         (Action("access", {"url": "u", "page": 10**5000}), "page is above the limit 999999"),
         (Action("access", {"url": "u", "page": -(10**5000)}), "page does not exist"),

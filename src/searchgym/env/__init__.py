@@ -3,7 +3,7 @@
 
 from searchgym.env.config import PRESETS, EnvConfig
 from searchgym.env.env import BatchEnv, SearchEnv, episode_reward, step_batch
-from searchgym.env.prompts import prompt_messages, render_prompt
+from searchgym.env.prompts import prompt_messages, render_prompt, tool_loop_messages
 from searchgym.env.protocol import (
     JSON_STOP_STRINGS,
     PROTOCOL_TAGS,
@@ -46,5 +46,6 @@ __all__ = [
     "render_prompt",
     "step_batch",
     "stop_strings",
+    "tool_loop_messages",
     "tool_schemas",
 ]

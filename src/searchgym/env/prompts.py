@@ -47,6 +47,9 @@ You have at most {max_turns} turns."""
 
 JSON_USER_PROMPT = "Question: {question}"
 
+# For loops where the chat template itself lists the tools and the call syntax (TRL's environment_factory loop)
+TOOL_LOOP_PROMPT = "Answer the question by searching the encyclopedia with the tools. Question: {question}"
+
 # style -> (template per protocol, the exact tool set it describes or None for any)
 PROMPT_STYLES: dict[str, tuple[dict[str, str], tuple[str, ...] | None]] = {
     "searchgym": ({"tags": TAGS_PROMPT, "json": JSON_SYSTEM_PROMPT}, None),
@@ -85,3 +88,9 @@ def prompt_messages(task: Task, cfg: EnvConfig) -> list[dict[str, str]]:
             {"role": "user", "content": _fill(JSON_USER_PROMPT, task, cfg)},
         ]
     return [{"role": "user", "content": _fill(_template(cfg), task, cfg)}]
+
+
+def tool_loop_messages(task: Task, cfg: EnvConfig) -> list[dict[str, str]]:
+    """The prompt for a trainer's own tool loop (TRL `environment_factory`): one user message; the chat template
+    renders the tools (their schemas come from the same registry)."""
+    return [{"role": "user", "content": _fill(TOOL_LOOP_PROMPT, task, cfg)}]

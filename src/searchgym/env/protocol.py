@@ -123,7 +123,8 @@ def check_call(
             continue
         if not isinstance(value, a.type) or isinstance(value, bool):
             got = type(value).__name__
-            return invalid(f"argument {a.name!r} of {name} must be a {a.type.__name__}, got {got}", problems)
+            want = {str: "a string", int: "an integer"}[a.type]
+            return invalid(f"argument {a.name!r} of {name} must be {want}, got {got}", problems)
         if isinstance(value, str):
             value = clean_text(value).strip()
             if not value:

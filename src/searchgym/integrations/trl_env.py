@@ -6,7 +6,7 @@ chat model, calls `reset(**row)` with each dataset row before generation, and sc
 active tools of the config, so they are exactly the tools, schemas and checks of the rollout_func path.
 
     factory = environment_factory("runs/demo/world")
-    data = trl_dataset(tasks)                   # prompt (chat messages) + task (JSON) per row
+    data = trl_dataset(tasks)                   # prompt (chat messages) + task (JSON) + answers per row
     GRPOTrainer(model=..., args=GRPOConfig(...), train_dataset=data, environment_factory=factory)
 
 Each tool call is a typed `Action` stepped through the real `SearchEnv` (nothing is serialised to text and parsed
@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from searchgym.env.env import EnvConfig, SearchEnv
+from searchgym.env.prompts import tool_loop_messages
 from searchgym.env.records import Action
 from searchgym.env.tools import DEFAULT_TOOLS, Tool, active
 from searchgym.types import Task
 
-QUESTION_PROMPT = "Answer the question by searching the encyclopedia with the tools. Question: {question}"
 ENDED = "The episode has ended; no further tool calls are run."
 ANSWERED = "Answer recorded."
 
@@ -96,23 +96,39 @@ def env_class(tools: tuple[str, ...] = DEFAULT_TOOLS) -> type[ToolEnv]:
 SearchGymEnv = env_class(DEFAULT_TOOLS)
 
 
+def trl_env_config(env: dict[str, Any] | None = None) -> EnvConfig:
+    """The env config of TRL's loop: JSON tool calls (TRL parses them), no <think> requirement."""
+    return EnvConfig.from_dict({**(env or {}), "protocol": "json", "require_think": False}, where="env")
+
+
 def environment_factory(world_dir: str | Path, env: dict[str, Any] | None = None) -> Callable[[], ToolEnv]:
     """A zero-argument factory for TRL; the search engine is loaded once and shared by every instance."""
     from searchgym.index.build import load_engine
 
     engine = load_engine(world_dir)
-    cfg = EnvConfig.from_dict({**(env or {}), "protocol": "json", "require_think": False}, where="env")
+    cfg = trl_env_config(env)
     cls = env_class(tuple(t.name for t in active(cfg.tools)))
     return lambda: cls(engine, cfg)
 
 
-def trl_dataset(tasks: Sequence[Task], prompt: str = QUESTION_PROMPT) -> Any:
-    """A `datasets.Dataset` with a conversational `prompt` and the `task` (JSON) that `reset` reads."""
+def trl_row(task: Task, cfg: EnvConfig) -> dict[str, Any]:
+    """One row: the prompt of TRL's tool loop (the chat template lists the tools; env/prompts.py
+    `tool_loop_messages`), the `task` (JSON) that `reset` reads, and the `answers` column that
+    `searchgym.integrations.rewards.answer_reward` reads (TRL passes every column to reset and the reward functions)."""
+    return {
+        "prompt": tool_loop_messages(task, cfg),
+        "task": json.dumps(task.to_dict(), ensure_ascii=False, sort_keys=True),
+        "answers": task.answers,
+        "task_id": task.id,
+        "type": task.type,
+        "level": task.level,
+        "split": task.split,
+    }
+
+
+def trl_dataset(tasks: Sequence[Task], env: dict[str, Any] | None = None) -> Any:
+    """A `datasets.Dataset` of `trl_row`s (what `searchgym tasks export --format trl` writes as JSON Lines)."""
     from datasets import Dataset
 
-    return Dataset.from_dict(
-        {
-            "prompt": [[{"role": "user", "content": prompt.format(question=t.question)}] for t in tasks],
-            "task": [json.dumps(t.to_dict(), ensure_ascii=False) for t in tasks],
-        }
-    )
+    cfg = trl_env_config(env)
+    return Dataset.from_list([trl_row(t, cfg) for t in tasks])
