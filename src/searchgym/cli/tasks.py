@@ -52,18 +52,40 @@ def build(
 @tasks_app.command("export")
 def export(
     taskset: Path = typer.Argument(..., help="task set directory (WORLD/tasks/<name>)"),
-    format: str = typer.Option(..., "--format", help="jsonl | parquet | hf | verl | trl | searchr1"),
+    format: str = typer.Option(
+        ...,
+        "--format",
+        help="jsonl | parquet | hf | verl | searchr1 | asearcher | trl (docs/integrations.md)",
+    ),
     out: Path = typer.Option(..., help="output file (directory for hf)"),
     split: str = typer.Option(None, help="only this split (train | dev | test)"),
+    protocol: str = typer.Option(
+        None,
+        help="env preset of the prompt: tag | json | searchr1 (default: verl tag, searchr1 searchr1, trl json)",
+    ),
+    data_source: str = typer.Option(
+        None, "--data-source", help="the rows' data_source (default: verl searchgym, searchr1 nq)"
+    ),
+    agent: str = typer.Option(
+        "searchgym", help="verl: agent_name of the rows: searchgym (our agent loop) | tool_agent (verl's)"
+    ),
+    set_: list[str] = typer.Option(
+        [], "--set", help="env override for the prompt and agent loop, e.g. max_turns=16"
+    ),
 ) -> None:
     """Write a task set in a trainer's format and read it back to check it."""
     from searchgym.errors import InputError
-    from searchgym.integrations.export import EXPORTERS, export_tasks, read_back
+    from searchgym.integrations.export import ExportOptions, export_format, export_tasks, read_back
     from searchgym.io import check_replaceable
-    from searchgym.tasks.store import load_manifest, load_tasks
+    from searchgym.tasks.store import load_manifest, load_tasks, world_of
 
-    if format not in EXPORTERS:
-        raise InputError(f"unknown format {format!r}; choose one of {sorted(EXPORTERS)}")
+    spec = export_format(format)
+    world = str(world_of(taskset).resolve())
+    opts = spec.resolve(ExportOptions(protocol, data_source, world, agent, tuple(set_)))
+    if opts.protocol is not None:
+        opts.env_config(opts.protocol)  # every option is checked before the task set is read
+    elif set_:
+        raise InputError(f"--set: the {format} export carries no prompt or env config; leave the option out")
     if format == "hf":  # a dataset directory replaces OUT: only an earlier export may be replaced
         check_replaceable(out, "dataset_info.json")
     tasks = load_tasks(taskset)
@@ -72,7 +94,7 @@ def export(
     if split is not None and split not in splits:
         raise InputError(f"--split {split!r}: {taskset} has the splits {splits}")
     tasks = [t for t in tasks if split is None or t.split == split]
-    export_tasks(tasks, format, out)
+    export_tasks(tasks, format, out, opts)
     typer.echo(f"wrote {len(read_back(format, out))} rows ({format}) to {out}")
 
 

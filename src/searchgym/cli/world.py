@@ -226,18 +226,15 @@ def schema(
 @world_app.command("export-corpus")
 def export_corpus(
     world: Path = typer.Argument(..., help="world directory"),
-    out: Path = typer.Argument(..., help="output JSON Lines file"),
+    out: Path = typer.Argument(..., help="output JSON Lines file (the corpus)"),
+    pages: Path = typer.Option(None, help="also write ASearcher's url-keyed pages file (--pages_path) here"),
 ) -> None:
-    """Export the corpus as Search-R1 JSON Lines: {"id", "contents": "<title>\\n<text>"}."""
-    from searchgym.io import read_jsonl, write_jsonl
-    from searchgym.world.store import check_files, read_manifest
+    """Export the corpus for Search-R1's index builders: {"id": row number, "contents": "<title>\\n<text>", "url",
+    "title", "doc_id", "entity"}; with --pages, the {"url", "contents", ...} pages file of ASearcher's access tool."""
+    from searchgym.integrations.export import export_corpus as write_corpus
 
-    check_files(world, read_manifest(world))
-    rows = (
-        {"id": d["id"], "contents": f"{d['title']}\n{d['text']}"} for d in read_jsonl(world / "corpus.jsonl")
-    )
-    n = write_jsonl(out, rows)
-    typer.echo(f"wrote {n:,} documents to {out}")
+    n = write_corpus(world, out, pages)
+    typer.echo(f"wrote {n:,} documents to {out}" + (f" and {n:,} pages to {pages}" if pages else ""))
 
 
 def register(app: typer.Typer) -> None:
