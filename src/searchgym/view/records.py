@@ -118,16 +118,22 @@ class TaskInfo:
 
 def episode_of(rec: dict[str, Any]) -> dict[str, Any]:
     """The env's episode summary of a record, wherever the record keeps it."""
+    traj = first(rec, "trajectory", {}) or {}
     ep = first(rec, "episode")
     if ep is None:
-        ep = first(first(first(rec, "trajectory", {}), "info", {}), "episode", {})
+        ep = first(traj, "episode")
+    if ep is None:  # records written before the env's typed trajectory (info.episode)
+        ep = first(first(traj, "info", {}), "episode", {})
     return ep if isinstance(ep, dict) else {}
 
 
 def steps_of(rec: dict[str, Any]) -> list[dict[str, Any]]:
+    traj = first(rec, "trajectory", {}) or {}
     steps = first(rec, "steps")
     if steps is None:
-        steps = first(first(first(rec, "trajectory", {}), "info", {}), "steps", [])
+        steps = first(traj, "steps")
+    if steps is None:  # records written before the env's typed trajectory (info.steps)
+        steps = first(first(traj, "info", {}), "steps", [])
     return [s for s in steps if isinstance(s, dict)] if isinstance(steps, list) else []
 
 
