@@ -2,42 +2,36 @@
 server on 127.0.0.1 that answers in vLLM's completions `prompt_logprobs` format, and failure handling."""
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import torch
 
+from searchgym.advantage.config import TeacherConfig
 from searchgym.advantage.teacher import (
+    TEACHERS,
     CorruptedTeacher,
     HFTeacher,
     OpenAITeacher,
     TeacherUnavailable,
     TokenizerMismatch,
     check_same_tokenizer,
+    make_teacher,
 )
+from searchgym.config import ConfigError
 from searchgym.env.protocol import PROTOCOL_TAGS
-from searchgym.models.tiny import TinyModelConfig, tiny_llama, train_tokenizer
-
-CORPUS = [
-    "Ada Lovelace was born in London in 1815 and worked with Charles Babbage.",
-    "The city of Vell is the capital of Norland; its mayor is Ora Quint.",
-    "<search> capital of Norland </search> <information> Vell </information> <answer> Vell </answer>",
-] * 20
+from searchgym.models.tiny import train_tokenizer
 
 
 @pytest.fixture(scope="module")
-def tok():
-    return train_tokenizer(CORPUS, vocab_size=320, min_frequency=1, special_tokens=PROTOCOL_TAGS)
+def tok(tiny_tok):
+    return tiny_tok
 
 
 @pytest.fixture(scope="module")
-def models(tok):
-    small = TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64)
-    student = tiny_llama(tok, small)
-    teacher = tiny_llama(tok, TinyModelConfig(**(small.to_dict() | {"num_layers": 2, "seed": 1})))
-    return student, teacher
+def models(tiny_tok, tiny_llama_factory):
+    return tiny_llama_factory(tiny_tok), tiny_llama_factory(tiny_tok, num_layers=2, seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -112,16 +106,16 @@ def test_corrupted_teacher_damages_only_scored_positions(tok, models, rollouts):
         CorruptedTeacher(real, shuffle=0.7, invert=0.5)
 
 
-def test_tokenizer_mismatch_is_refused(tok, models):
+def test_tokenizer_mismatch_is_refused(tok, tiny_corpus, models):
     other = train_tokenizer(
-        [s.upper() for s in CORPUS], vocab_size=320, min_frequency=1, special_tokens=PROTOCOL_TAGS
+        [s.upper() for s in tiny_corpus], vocab_size=320, min_frequency=1, special_tokens=PROTOCOL_TAGS
     )
     with pytest.raises(TokenizerMismatch, match="same tokenizer"):
         check_same_tokenizer(tok, other)
     with pytest.raises(TokenizerMismatch):
         HFTeacher(models[1], other, student_tokenizer=tok)
     same = train_tokenizer(
-        CORPUS, vocab_size=320, min_frequency=1, special_tokens=PROTOCOL_TAGS
+        tiny_corpus, vocab_size=320, min_frequency=1, special_tokens=PROTOCOL_TAGS
     )  # same data -> same vocabulary
     check_same_tokenizer(tok, same)
 
@@ -136,6 +130,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         server = self.server
         server.calls += 1
+        server.auth = self.headers.get("Authorization")
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         mode = server.modes[min(server.calls - 1, len(server.modes) - 1)]
         if mode == "slow":
@@ -182,14 +177,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def server(models):
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.teacher, srv.modes, srv.calls = models[1], ["ok"], 0
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+def server(models, http_server):
+    return http_server(_Handler, teacher=models[1], modes=["ok"], calls=0, auth=None)
 
 
 def _client(srv, tok, **kw):
@@ -237,9 +226,61 @@ def test_openai_teacher_gives_up_with_teacher_unavailable(server, tok, rollouts,
     assert server.calls == 3
 
 
-def test_openai_teacher_refuses_mismatched_tokenizer(tok):
+def test_openai_teacher_refuses_mismatched_tokenizer(tok, tiny_corpus):
     other = train_tokenizer(
-        [s.upper() for s in CORPUS], vocab_size=320, min_frequency=1, special_tokens=PROTOCOL_TAGS
+        [s.upper() for s in tiny_corpus], vocab_size=320, min_frequency=1, special_tokens=PROTOCOL_TAGS
     )
     with pytest.raises(TokenizerMismatch):
         OpenAITeacher("http://127.0.0.1:1", "t", len(tok), tok, other)
+
+
+# ------------------------------------------------------------------------------------ teachers by config (TEACHERS)
+
+
+def test_teachers_are_chosen_by_config(tok, models, rollouts, server, tmp_path, monkeypatch):
+    assert set(TEACHERS) == {"hf", "openai"}
+    seqs, masks = rollouts
+    models[1].save_pretrained(tmp_path / "teacher")
+    tok.save_pretrained(tmp_path / "teacher")
+    hf = make_teacher(TeacherConfig(kind="hf", path=str(tmp_path / "teacher")), tok)
+    assert isinstance(hf, HFTeacher)
+    ref = HFTeacher(models[1], tok).score_full(seqs, masks)
+    assert torch.allclose(hf.score_full(seqs, masks).logp, ref.logp, atol=1e-5)  # the saved weights
+    monkeypatch.setenv("TEACHER_KEY", "sk-test")
+    cfg = TeacherConfig(
+        kind="openai",
+        endpoint=f"http://127.0.0.1:{server.server_port}",
+        model="teacher",
+        top_k=len(tok),
+        api_key_env="TEACHER_KEY",
+    )
+    served = make_teacher(cfg, tok)
+    assert isinstance(served, OpenAITeacher) and served.top_k == len(tok)
+    assert torch.allclose(served.score_full(seqs, masks).logp, ref.logp, atol=1e-4)
+    assert server.auth == "Bearer sk-test"  # the key comes from the environment, never from the config
+    corrupted = make_teacher(
+        TeacherConfig.from_dict(
+            {"kind": "hf", "path": str(tmp_path / "teacher"), "corruption": {"invert": 1.0}}
+        ),
+        tok,
+    )
+    assert isinstance(corrupted, CorruptedTeacher) and isinstance(corrupted.teacher, HFTeacher)
+    assert make_teacher(TeacherConfig(), tok) is None
+
+
+def test_teacher_config_errors():
+    with pytest.raises(ConfigError, match="teacher.endpoint and teacher.model"):
+        TeacherConfig(kind="openai")
+    with pytest.raises(ConfigError, match="teacher.path"):
+        TeacherConfig.from_dict({"kind": "hf"})
+    with pytest.raises(ConfigError, match="sum <= 1"):
+        TeacherConfig.from_dict({"kind": "hf", "path": "x", "corruption": {"shuffle": 0.7, "invert": 0.5}})
+    with pytest.raises(ConfigError, match="environment variable name"):
+        TeacherConfig(api_key_env="sk-live-123 secret")
+    with pytest.raises(ValueError, match="registered"):
+        make_teacher(TeacherConfig(kind="psychic"), None)
+    with pytest.raises(ValueError, match="NOT_SET_ANYWHERE is not set"):
+        cfg = TeacherConfig(
+            kind="openai", endpoint="http://127.0.0.1:9", model="t", api_key_env="NOT_SET_ANYWHERE"
+        )
+        make_teacher(cfg, None)

@@ -52,10 +52,33 @@ def test_outcome_advantage_by_hand():
     assert unscaled[:4].tolist() == [0.5, -0.5, -0.5, 0.5]
 
 
+def _score(r, mask):
+    """S_i through the per-rollout moments, as the estimators compute it."""
+    from searchgym.advantage.estimators import RolloutStats
+
+    r_sum, r_sq, count = trac.token_moments(r, mask)
+    zeros = torch.zeros(r.shape[0])
+    return RolloutStats(zeros.long(), zeros, zeros.bool(), r_sum, r_sq, count).score
+
+
 def test_trajectory_score_mean_over_valid_tokens():
     r = torch.tensor([[1.0, 2.0, 9.0], [0.0, 0.0, 0.0]])
-    s = trac.trajectory_score(r, torch.tensor([[1, 1, 0], [0, 0, 0]]))
-    assert s.tolist() == [1.5, 0.0]
+    assert _score(r, torch.tensor([[1, 1, 0], [0, 0, 0]])).tolist() == [1.5, 0.0]
+    r_sum, r_sq, count = trac.token_moments(r, torch.tensor([[1, 1, 0], [0, 0, 0]]))
+    assert r_sum.tolist() == [3.0, 0.0] and r_sq.tolist() == [5.0, 0.0] and count.tolist() == [2.0, 0.0]
+
+
+def test_normalize_from_gathered_moments_equals_local():
+    # a group split over two "processes": moments of both halves summed equal the moments of the whole group
+    r = torch.tensor([[1.0, -1.0], [3.0, 0.0], [2.0, 2.0], [-4.0, 1.0]])
+    mask = torch.tensor([[1, 1], [1, 0], [1, 1], [0, 1]])
+    gid = torch.tensor([0, 0, 0, 0])
+    whole = trac.normalize_token_reward(r, mask, gid, eps=0.0)
+    moments = trac.group_token_moments(*trac.token_moments(r, mask), gid)
+    halves = [
+        trac.normalize_token_reward(r[i : i + 2], mask[i : i + 2], gid[:2], 0.0, moments) for i in (0, 2)
+    ]
+    assert torch.allclose(torch.cat(halves), whole, atol=1e-6)
 
 
 def test_group_auc_ties_count_half():
@@ -64,7 +87,7 @@ def test_group_auc_ties_count_half():
     # pairs (correct, wrong): (0.9,0.1)=1 (0.9,0.5)=1 (0.5,0.1)=1 (0.5,0.5)=1/2 -> 3.5/4
     auc = trac.group_auc(scores, correct, torch.zeros(4, dtype=torch.long))
     assert auc.tolist() == [0.875]
-    w, auc, state = trac.w_discrimination_auc(scores, correct, torch.zeros(4, dtype=torch.long), WDState())
+    w, state = trac.w_discrimination_auc(scores, correct, None, torch.zeros(4, dtype=torch.long), WDState())
     assert w.tolist() == [0.75] * 4
     assert state.history == (0.75,)
 
@@ -75,9 +98,9 @@ def test_w_d_running_fallback_for_single_outcome_groups():
     correct = torch.tensor([True, False, False, False])
     gid = torch.tensor([0, 0, 1, 1])
     state = WDState(history=(0.2, 0.4), window=3, init=0.5)
-    w, auc, new = trac.w_discrimination_auc(scores, correct, gid, state)
+    w, new = trac.w_discrimination("auc", scores, correct, None, gid, state)
     assert torch.allclose(w, torch.tensor([1.0, 1.0, 0.3, 0.3]))
-    assert math.isnan(auc[1].item())
+    assert math.isnan(trac.group_auc(scores, correct, gid)[1].item())
     assert new.history == (0.2, 0.4, 1.0) and new.value == pytest.approx(1.6 / 3)
     assert state.history == (0.2, 0.4)  # the input state is not mutated
     assert WDState(init=0.5).value == 0.5
@@ -88,10 +111,12 @@ def test_w_d_agreement_per_rollout():
     rewards = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 1.0])
     scores = torch.tensor([2.0, 1.0, 0.0, 1.0, 5.0, 5.0])
     gid = torch.tensor([0, 0, 1, 1, 2, 2])
-    w, state = trac.w_discrimination_agreement(scores, rewards, gid, WDState(init=0.25))
+    w, state = trac.w_discrimination("agreement", scores, rewards > 0, rewards, gid, WDState(init=0.25))
     # group 0 agrees, group 1 disagrees, group 2 is single-outcome -> init
     assert w.tolist() == [1.0, 1.0, 0.0, 0.0, 0.25, 0.25]
     assert state.history == (0.5,)
+    with pytest.raises(ValueError, match="unknown w_D variant"):
+        trac.w_discrimination("oracle", scores, rewards > 0, rewards, gid, WDState())
 
 
 def test_w_problem_variants():
@@ -151,17 +176,16 @@ def _random_batch(num_groups: int, n: int, t: int, seed: int):
 def test_random_teacher_gets_small_w_d_and_perfect_teacher_gets_one():
     rewards, behaviour, teacher, mask, gid = _random_batch(200, 64, 6, seed=0)
     r = trac.raw_token_reward(teacher, behaviour, mask)
-    s = trac.trajectory_score(r, mask)
-    correct = trac.success(rewards)
-    w_random, auc, _ = trac.w_discrimination_auc(s, correct, gid, WDState(init=0.0))
+    s = _score(r, mask)
+    correct = rewards > 0
+    w_random, _ = trac.w_discrimination_auc(s, correct, rewards, gid, WDState(init=0.0))
+    auc = trac.group_auc(s, correct, gid)
     # 2*AUC - 1 is centred at 0 with sd ~0.07 for 32 vs 32; clipping at 0 leaves a mean of ~0.03
     assert w_random.mean().item() < 0.08
     assert abs(auc[~torch.isnan(auc)].mean().item() - 0.5) < 0.02
     perfect = teacher + 10 * rewards[:, None]  # correct rollouts get a higher teacher log-prob everywhere
     r = trac.raw_token_reward(perfect, behaviour, mask, clip=100.0)
-    w_perfect, _, _ = trac.w_discrimination_auc(
-        trac.trajectory_score(r, mask), correct, gid, WDState(init=0.0)
-    )
+    w_perfect, _ = trac.w_discrimination_auc(_score(r, mask), correct, rewards, gid, WDState(init=0.0))
     assert w_perfect.min().item() == 1.0
 
 
@@ -170,9 +194,7 @@ def test_random_teacher_advantage_tends_to_grpo():
     a = trac.outcome_advantage(rewards, gid)
     r = trac.raw_token_reward(teacher, behaviour, mask)
     r_hat = trac.normalize_token_reward(r, mask, gid)
-    w_d, _, _ = trac.w_discrimination_auc(
-        trac.trajectory_score(r, mask), trac.success(rewards), gid, WDState(init=0.0)
-    )
+    w_d, _ = trac.w_discrimination_auc(_score(r, mask), rewards > 0, rewards, gid, WDState(init=0.0))
     calibrated = trac.trac_advantage(a, r_hat, trac.combine(None, w_d, None, mask), mask, lam=0.5)
     uncalibrated = trac.trac_advantage(a, r_hat, mask.float(), mask, lam=0.5)
     gap_cal = (calibrated - a[:, None]).abs().mean().item()
@@ -200,6 +222,7 @@ def test_degenerate_groups_stay_finite(case):
     mask = torch.zeros(2 * n, t) if case == "all_masked" else torch.ones(2 * n, t)
     batch = TRACBatch(
         rewards=rewards,
+        success=rewards > 0,
         groups=n,
         mask=mask,
         teacher_logp=torch.full((2 * n, t), -1.0),  # constant: zero variance inside every group
@@ -221,7 +244,7 @@ def test_observation_tokens_get_no_teacher_term():
 
     rewards, behaviour, teacher, mask, _ = _random_batch(2, 4, 6, seed=3)
     mask[:, 2:4] = 0  # an observation span in the middle of every rollout
-    batch = TRACBatch(rewards, 4, mask, teacher, behaviour, torch.rand(8, 6), vocab_size=32)
+    batch = TRACBatch(rewards, 4, mask, rewards > 0, teacher, behaviour, torch.rand(8, 6), vocab_size=32)
     a = trac.outcome_advantage(rewards, trac.group_ids(8, 4))
     for name in ("trac", "uncalibrated"):
         adv, _, _ = compute_advantages(name, batch, TRACConfig(lam=1.0), None)

@@ -32,11 +32,29 @@ def saved(tmp_path_factory):
 
 
 def test_explain_prints_equations_and_config():
-    result = runner.invoke(app, ["trac", "explain", "--set", "estimator=reward_mix", "--set", "lam=0.3"])
+    result = runner.invoke(app, ["trac", "explain", "--estimator", "reward_mix", "--set", "lam=0.3"])
     assert result.exit_code == 0, result.output
-    assert "R'_i = R_i + 0.3 * S_i" in result.output and "estimator: reward_mix" in result.output
-    bad = runner.invoke(app, ["trac", "explain", "--set", "wc_variant=psychic"])
-    assert bad.exit_code == 2 and "wc_variant" in bad.output
+    assert "R'_i = R_i + 0.3 * S_i" in result.output and "estimator reward_mix" in result.output
+    clamped = runner.invoke(app, ["trac", "explain", "--set", "clamp_eta=0.5"])
+    assert "A_i + 0.1 * omega * r^_it, teacher term clamped to +-0.5*|A_i|" in clamped.output
+    for args, word in (
+        (["--set", "wc_variant=psychic"], "wc_variant"),
+        (["--estimator", "bogus"], "registered"),
+        (["--set", "estimator=bogus"], "--estimator"),
+    ):
+        bad = runner.invoke(app, ["trac", "explain", *args])
+        assert bad.exit_code == 2 and word in bad.output, args
+
+
+def test_docs_list_exactly_the_registered_estimators():
+    from pathlib import Path
+
+    from searchgym.advantage.estimators import estimator_table
+
+    listed = runner.invoke(app, ["trac", "estimators"])
+    assert listed.exit_code == 0 and listed.output == estimator_table()
+    docs = (Path(__file__).parents[1] / "docs" / "trac.md").read_text()
+    assert estimator_table() in docs, "docs/trac.md: paste the output of `searchgym trac estimators`"
 
 
 def test_check_tokenizers(saved):
@@ -112,4 +130,4 @@ def test_cli_import_stays_light():
     )
     from searchgym.advantage import TRACConfig, compute_advantages  # lazily exported
 
-    assert callable(compute_advantages) and TRACConfig().estimator == "trac"
+    assert callable(compute_advantages) and TRACConfig().lam == 0.1

@@ -3,6 +3,8 @@
     from searchgym.advantage import TRACBatch, TRACConfig, compute_advantages
     adv, diagnostics, state = compute_advantages("trac", batch, TRACConfig(), state)
 
+Groups that span processes: see the top of advantage/estimators.py (`rollout_stats`, `RolloutStats`).
+
 See docs/trac.md for the equations and every switch. Names are imported lazily so `searchgym --help` (which imports
 advantage.cli) does not pay for torch.
 """
@@ -11,10 +13,18 @@ import importlib
 
 _EXPORTS = {
     "ESTIMATORS": "estimators",
+    "RolloutStats": "estimators",
+    "Advantages": "estimators",
     "TRACBatch": "estimators",
+    "TeacherTerms": "estimators",
+    "compute": "estimators",
     "compute_advantages": "estimators",
     "register_estimator": "estimators",
+    "rollout_stats": "estimators",
     "TRACConfig": "config",
+    "TeacherConfig": "config",
+    "TEACHERS": "teacher",
+    "make_teacher": "teacher",
     "WDState": "trac",
     "load_pass_rates": "passrates",
 }

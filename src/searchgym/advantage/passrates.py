@@ -7,6 +7,8 @@ from pathlib import Path
 
 import torch
 
+from searchgym.config import ConfigError
+
 
 def load_pass_rates(path: str | Path) -> dict[str, float]:
     """Read `<taskset_dir>/pass_rates.json` = {"model", "k", "pass_rates": {task_id: rate}}."""
@@ -19,10 +21,10 @@ def load_pass_rates(path: str | Path) -> dict[str, float]:
         data = json.loads(path.read_text())
         rates = {str(k): float(v) for k, v in data["pass_rates"].items()}
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ValueError(f"{path}: expected {{'model', 'k', 'pass_rates': {{task_id: rate}}}} ({e})") from e
+        raise ConfigError(f"{path}: expected {{'model', 'k', 'pass_rates': {{task_id: rate}}}} ({e})") from e
     bad = {k: v for k, v in rates.items() if not 0.0 <= v <= 1.0}
     if bad:
-        raise ValueError(f"{path}: pass rates must lie in [0, 1]; got {dict(list(bad.items())[:3])}")
+        raise ConfigError(f"{path}: pass rates must lie in [0, 1]; got {dict(list(bad.items())[:3])}")
     return rates
 
 

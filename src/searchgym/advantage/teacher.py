@@ -2,6 +2,7 @@
 
     scorer.score(sequences, masks) -> (logp, entropy)            tensors (B, L_max), aligned with `sequences`
     scorer.score_full(sequences, masks) -> TeacherScores(logp, entropy, max_logp)
+    scorer = make_teacher(TeacherConfig(kind="hf", path=...), student_tokenizer)   # by name in TEACHERS
 
 Position t holds the teacher's view of token t given tokens < t; positions with mask 0 (prompt, observations,
 padding) and position 0 are 0. A teacher that cannot answer raises `TeacherUnavailable`; the trainer turns that into
@@ -14,14 +15,19 @@ import hashlib
 import json
 import logging
 import math
+import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import httpx
 import torch
 
+from searchgym.advantage.config import TeacherConfig
+from searchgym.config import ConfigError
 from searchgym.errors import SearchGymError
 from searchgym.http import HTTPFailure, Retry, completions_url, post_json
+from searchgym.registry import registrar
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +213,7 @@ class OpenAITeacher(TeacherScorer):
         retries: int = 3,
         backoff: float = 0.5,
         tail: Literal["uniform", "lumped"] = "uniform",
+        api_key: str | None = None,
     ):
         check_same_tokenizer(student_tokenizer, teacher_tokenizer)
         if tail not in ("uniform", "lumped"):
@@ -215,7 +222,8 @@ class OpenAITeacher(TeacherScorer):
         self.url = completions_url(base_url)
         self.model, self.vocab_size, self.top_k, self.batch_size = model, vocab_size, top_k, batch_size
         self.retry, self.tail = Retry(retries, backoff), tail
-        self.client = httpx.Client(timeout=timeout)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = httpx.Client(timeout=timeout, headers=headers)
 
     def score_full(self, sequences: list[list[int]], masks: list[list[int]]) -> TeacherScores:
         self._check(sequences, masks)
@@ -284,7 +292,7 @@ class CorruptedTeacher(TeacherScorer):
     a share `shuffle` get their log-prob swapped with another such position, and a disjoint share `invert` get it
     mirrored around the batch mean (confident becomes unconfident and back). Entropy and max log-prob are left as
     the real teacher's, so the confidence calibration w_C is not told about the damage. Config:
-    `model.teacher_corruption: {shuffle: 0.3, invert: 0.3, seed: 0}`."""
+    `teacher.corruption: {shuffle: 0.3, invert: 0.3, seed: 0}` (a wrapper around any backend)."""
 
     def __init__(self, teacher: TeacherScorer, shuffle: float = 0.3, invert: float = 0.3, seed: int = 0):
         if not (0 <= shuffle and 0 <= invert and shuffle + invert <= 1):
@@ -309,3 +317,54 @@ class CorruptedTeacher(TeacherScorer):
             values[flip] = (2 * values.mean() - values[flip]).clamp(max=0.0)
             logp[scored] = values
         return TeacherScores(logp, scores.entropy, scores.max_logp)
+
+
+# ----------------------------------------------------------------------------------------------- by name
+
+TeacherFactory = Callable[[TeacherConfig, Any], TeacherScorer]
+TEACHERS: dict[str, TeacherFactory] = {}
+register_teacher = registrar(TEACHERS, "teacher")
+
+
+@register_teacher("hf")
+def _hf_teacher(cfg: TeacherConfig, student_tokenizer: Any) -> TeacherScorer:
+    from searchgym.models.load import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer(cfg.path, dtype=cfg.dtype)
+    return HFTeacher(model, tok, student_tokenizer=student_tokenizer, batch_size=cfg.batch_size)
+
+
+@register_teacher("openai")
+def _openai_teacher(cfg: TeacherConfig, student_tokenizer: Any) -> TeacherScorer:
+    teacher_tok = student_tokenizer
+    if cfg.path:
+        from transformers import AutoTokenizer
+
+        teacher_tok = AutoTokenizer.from_pretrained(cfg.path, local_files_only=True)
+    api_key = None
+    if cfg.api_key_env:
+        api_key = os.environ.get(cfg.api_key_env)
+        if not api_key:
+            raise ConfigError(f"teacher.api_key_env: environment variable {cfg.api_key_env} is not set")
+    return OpenAITeacher(
+        cfg.endpoint,
+        cfg.model,
+        vocab_size=len(teacher_tok),
+        student_tokenizer=student_tokenizer,
+        teacher_tokenizer=teacher_tok,
+        top_k=cfg.top_k,
+        batch_size=cfg.batch_size,
+        timeout=cfg.timeout,
+        api_key=api_key,
+    )
+
+
+def make_teacher(cfg: TeacherConfig, student_tokenizer: Any) -> TeacherScorer | None:
+    """The teacher `cfg` names (None for kind ""), wrapped in `CorruptedTeacher` when `cfg.corruption` is on."""
+    if not cfg.kind:
+        return None
+    if cfg.kind not in TEACHERS:
+        raise ConfigError(f"teacher.kind: unknown teacher {cfg.kind!r}; registered: {sorted(TEACHERS)}")
+    teacher = TEACHERS[cfg.kind](cfg, student_tokenizer)
+    c = cfg.corruption
+    return CorruptedTeacher(teacher, c.shuffle, c.invert, c.seed) if c.enabled else teacher

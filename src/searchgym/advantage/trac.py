@@ -8,7 +8,12 @@ written out in docs/trac.md (PAPERS.md part B). Shapes used throughout:
     gid          (B,)    long group id in [0, G); build it with `group_ids(B, n)` for the (G groups x n) layout
     mask         (B, T)  1 = model-generated token, 0 = observation / padding (never gets teacher reward)
     teacher_logp, behaviour_logp, teacher_entropy, teacher_max_logp   (B, T)
+    success      (B,)    bool, the rollout solved its task (the env's rule, EpisodeSummary.success)
     pass_rate    (B,)    teacher pass rate of the rollout's prompt, NaN when unknown
+
+Group statistics (outcome mean/std, token-reward mean/std, AUC, pass rates) are computed from per-rollout numbers
+(`token_moments`, scores, rewards, success), so callers whose groups span processes gather those numbers first and
+pass the whole population here (see advantage/estimators.py).
 """
 
 from __future__ import annotations
@@ -82,35 +87,45 @@ def raw_token_reward(
     return torch.where(mask.bool(), r, torch.zeros_like(r))
 
 
+def token_moments(r: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per rollout: sum, sum of squares and count of r over valid tokens, (B,) each in float64 (exact group sums)."""
+    m = mask.double()
+    r = r.double() * m
+    return r.sum(1), (r * r).sum(1), m.sum(1)
+
+
+def group_token_moments(
+    r_sum: torch.Tensor, r_sq: torch.Tensor, count: torch.Tensor, gid: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(G,) mean and population std of r over all valid tokens of each group, from per-rollout moments."""
+    n = _group_sum(count.double(), gid).clamp(min=1)
+    mean = _group_sum(r_sum.double(), gid) / n
+    var = (_group_sum(r_sq.double(), gid) / n - mean**2).clamp(min=0)
+    return mean, var.sqrt()
+
+
 def normalize_token_reward(
-    r: torch.Tensor, mask: torch.Tensor, gid: torch.Tensor, eps: float = 1e-6
+    r: torch.Tensor,
+    mask: torch.Tensor,
+    gid: torch.Tensor,
+    eps: float = 1e-6,
+    moments: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """r_hat = (r - mu_q) / (sigma_q + eps), mean and (population) std over all valid tokens of the group. (B, T)."""
-    m = mask.float()
-    count = _group_sum(m.sum(1), gid)
-    mean = _group_sum((r * m).sum(1), gid) / count.clamp(min=1)
-    centered = (r - mean[gid, None]) * m
-    var = _group_sum((centered**2).sum(1), gid) / count.clamp(min=1)
-    return centered / (var.sqrt()[gid, None] + eps)
+    """r_hat = (r - mu_q) / (sigma_q + eps), mean and (population) std over all valid tokens of the group. (B, T).
 
-
-def trajectory_score(r: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """S_i = mean over valid tokens of r_{i,t}; 0 for a rollout without model tokens. (B,)."""
-    m = mask.float()
-    return (r * m).sum(1) / m.sum(1).clamp(min=1)
+    `moments` = (mean (G,), std (G,)) from `group_token_moments` over every rollout of the groups, when some of them
+    live elsewhere (other processes); by default they come from these rows."""
+    mean, std = moments if moments is not None else group_token_moments(*token_moments(r, mask), gid)
+    centered = (r - mean[gid, None].to(r.dtype)) * mask.to(r.dtype)
+    return centered / (std[gid, None].to(r.dtype) + eps)
 
 
 # ------------------------------------------------------------------------------------------- calibrations
 
 
-def success(rewards: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """(B,) bool: rollouts counted as correct."""
-    return rewards.float() >= threshold
-
-
-def group_pass_rate(rewards: torch.Tensor, gid: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """(B,) the student's pass rate in each rollout's group."""
-    ok = success(rewards, threshold).float()
+def group_pass_rate(success: torch.Tensor, gid: torch.Tensor) -> torch.Tensor:
+    """(B,) the student's pass rate in each rollout's group, from the (B,) success flags."""
+    ok = success.float()
     return (_group_sum(ok, gid) / _group_sum(torch.ones_like(ok), gid))[gid]
 
 
@@ -131,6 +146,11 @@ def _wp_relative(p: torch.Tensor, student: torch.Tensor | None, tau: float) -> t
 
 
 WP_VARIANTS = {"pass_rate": _wp_pass_rate, "hard_gate": _wp_hard_gate, "relative": _wp_relative}
+WP_EQUATIONS = {  # for `searchgym trac explain`; "{field}" = TRACConfig fields
+    "pass_rate": "teacher pass rate p_T(q) (unknown -> {wp_unknown})",
+    "hard_gate": "1[p_T(q) >= {wp_tau}] (unknown -> {wp_unknown})",
+    "relative": "p_T(q) / max(p_T(q), student group pass rate) (unknown -> {wp_unknown})",
+}
 
 
 def w_problem(
@@ -149,12 +169,12 @@ def w_problem(
     return torch.where(known, w, torch.full_like(w, unknown))
 
 
-def group_auc(scores: torch.Tensor, correct: torch.Tensor, gid: torch.Tensor) -> torch.Tensor:
+def group_auc(scores: torch.Tensor, success: torch.Tensor, gid: torch.Tensor) -> torch.Tensor:
     """(G,) AUC of S between correct and wrong rollouts of each group, ties count 1/2; NaN if single-outcome."""
     num_groups = int(gid.max()) + 1 if gid.numel() else 0
     auc = torch.full((num_groups,), float("nan"))
     for g in range(num_groups):
-        s, c = scores[gid == g], correct[gid == g]
+        s, c = scores[gid == g], success[gid == g]
         pos, neg = s[c], s[~c]
         if pos.numel() and neg.numel():
             diff = pos[:, None] - neg[None, :]
@@ -163,21 +183,21 @@ def group_auc(scores: torch.Tensor, correct: torch.Tensor, gid: torch.Tensor) ->
 
 
 def w_discrimination_auc(
-    scores: torch.Tensor, correct: torch.Tensor, gid: torch.Tensor, state: WDState
-) -> tuple[torch.Tensor, torch.Tensor, WDState]:
+    scores: torch.Tensor, success: torch.Tensor, rewards: torch.Tensor, gid: torch.Tensor, state: WDState
+) -> tuple[torch.Tensor, WDState]:
     """w_D = clip(2 AUC - 1, 0, 1) per group; single-outcome groups use the running mean of recent mixed groups.
 
-    Returns (w_D (B,), AUC (G,), new state)."""
-    auc = group_auc(scores, correct, gid)
+    Returns (w_D (B,), new state)."""
+    auc = group_auc(scores, success, gid)
     w_group = (2 * auc - 1).clamp(0, 1)
     mixed = ~torch.isnan(auc)
     new_state = state.push(w_group[mixed].tolist())
     w_group = torch.where(mixed, w_group, torch.full_like(w_group, state.value))
-    return w_group[gid], auc, new_state
+    return w_group[gid], new_state
 
 
 def w_discrimination_agreement(
-    scores: torch.Tensor, rewards: torch.Tensor, gid: torch.Tensor, state: WDState
+    scores: torch.Tensor, success: torch.Tensor, rewards: torch.Tensor, gid: torch.Tensor, state: WDState
 ) -> tuple[torch.Tensor, WDState]:
     """Per rollout: 1 if sign(R_i - mean R) agrees with sign(S_i - mean S), 0 if it disagrees, 1/2 if S_i = mean S.
 
@@ -189,6 +209,28 @@ def w_discrimination_agreement(
     informative = dr != 0
     new_state = state.push([agree[informative].mean().item()] if informative.any() else [])
     return torch.where(informative, agree, torch.full_like(agree, state.value)), new_state
+
+
+WD_VARIANTS = {"auc": w_discrimination_auc, "agreement": w_discrimination_agreement}
+WD_EQUATIONS = {
+    "auc": "clip(2 AUC_q(S; correct vs wrong) - 1, 0, 1), single-outcome groups: running mean of the last "
+    "{wd_window} mixed groups (start {wd_init})",
+    "agreement": "1[sign(R_i - mean R) = sign(S_i - mean S)] per rollout, 1/2 on S ties; single-outcome: running mean",
+}
+
+
+def w_discrimination(
+    variant: str,
+    scores: torch.Tensor,
+    success: torch.Tensor,
+    rewards: torch.Tensor,
+    gid: torch.Tensor,
+    state: WDState,
+) -> tuple[torch.Tensor, WDState]:
+    """Trajectory-level discrimination w_D in [0, 1], (B,), and the new running state."""
+    if variant not in WD_VARIANTS:
+        raise ValueError(f"unknown w_D variant {variant!r}; choose one of {sorted(WD_VARIANTS)}")
+    return WD_VARIANTS[variant](scores.float(), success.bool(), rewards, gid, state)
 
 
 def _wc_entropy(entropy: torch.Tensor, max_logp: torch.Tensor | None, vocab_size: int, tau: float):
@@ -206,6 +248,7 @@ def _wc_max_prob(entropy: torch.Tensor, max_logp: torch.Tensor | None, vocab_siz
 
 
 WC_VARIANTS = {"entropy": _wc_entropy, "exp": _wc_exp, "max_prob": _wc_max_prob}
+WC_EQUATIONS = {"entropy": "1 - H_T / log|V|", "exp": "exp(-H_T / {wc_tau})", "max_prob": "max_v piT(v|s_it)"}
 
 
 def w_confidence(

@@ -13,33 +13,14 @@ trac_app = typer.Typer(
 EQUATIONS = """\
 r_it   = clip(log piT(o_it|s_it) - log pi_old(o_it|s_it), -{clip}, {clip})      model tokens only
 r^_it  = (r_it - mu_q) / (sigma_q + {norm_eps})   over valid tokens of q's group   normalize={normalize}
-S_i    = mean_t r_it ;  correct_i = R_i >= {success_threshold}
+S_i    = mean_t r_it ;  correct_i = the env's success rule (EpisodeSummary.success)
 w_P    = {wp}   use_wp={use_wp}
 w_D    = {wd}   use_wd={use_wd}
 w_C    = {wc}   use_wc={use_wc}
 omega  = w_P * w_D * w_C
 A_i    = (R_i - mean_q R) / (std_q R + {outcome_eps})   outcome_scale={outcome_scale}
-Ahat   = {est}
+Ahat   = {est}        estimator {name}: {summary}
 """
-
-WP = {
-    "pass_rate": "teacher pass rate p_T(q) (unknown -> {wp_unknown})",
-    "hard_gate": "1[p_T(q) >= {wp_tau}] (unknown -> {wp_unknown})",
-    "relative": "p_T(q) / max(p_T(q), student group pass rate) (unknown -> {wp_unknown})",
-}
-WD = {
-    "auc": "clip(2 AUC_q(S; correct vs wrong) - 1, 0, 1), single-outcome groups: running mean of the last "
-    "{wd_window} mixed groups (start {wd_init})",
-    "agreement": "1[sign(R_i - mean R) = sign(S_i - mean S)] per rollout, 1/2 on S ties; single-outcome: running mean",
-}
-WC = {"entropy": "1 - H_T / log|V|", "exp": "exp(-H_T / {wc_tau})", "max_prob": "max_v piT(v|s_it)"}
-EST = {
-    "grpo": "A_i",
-    "trac": "A_i + {lam} * omega * r^_it" + "{clamp}",
-    "uncalibrated": "A_i + {lam} * r^_it" + "{clamp}",
-    "reward_mix": "GRPO advantage of R'_i = R_i + {lam} * S_i",
-    "distill": "r_it",
-}
 
 
 def _fail(message: str) -> None:
@@ -47,37 +28,52 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def explain_text(cfg) -> str:
-    """The active TRAC-GRPO equations with the config's numbers filled in."""
+def explain_text(cfg, estimator: str = "trac") -> str:
+    """The active TRAC-GRPO equations with the config's numbers filled in (estimators from their registry)."""
+    from searchgym.advantage.estimators import estimator_spec
+    from searchgym.advantage.trac import WC_EQUATIONS, WD_EQUATIONS, WP_EQUATIONS
+
+    spec = estimator_spec(estimator)
     values = cfg.to_dict()
-    clamp = f", teacher term clamped to +-{cfg.clamp_eta}*|A_i|" if cfg.clamp_eta is not None else ""
-    est = EST.get(cfg.estimator, f"<custom estimator {cfg.estimator!r}>").format(clamp=clamp, **values)
     return EQUATIONS.format(
-        wp=WP[cfg.wp_variant].format(**values),
-        wd=WD[cfg.wd_variant].format(**values),
-        wc=WC[cfg.wc_variant].format(**values),
-        est=est,
+        wp=WP_EQUATIONS[cfg.wp_variant].format(**values),
+        wd=WD_EQUATIONS[cfg.wd_variant].format(**values),
+        wc=WC_EQUATIONS[cfg.wc_variant].format(**values),
+        est=spec.render(cfg),
+        name=spec.name,
+        summary=spec.summary,
         **values,
     )
 
 
 @trac_app.command("explain")
 def explain(
+    estimator: str = typer.Option("trac", help="advantage estimator (see `searchgym trac estimators`)"),
     config: Path = typer.Option(None, help="TRACConfig YAML (default: built-in defaults)"),
-    set_: list[str] = typer.Option(
-        [], "--set", help="override, e.g. --set estimator=uncalibrated --set lam=0.2"
-    ),
+    set_: list[str] = typer.Option([], "--set", help="TRACConfig override, e.g. --set lam=0.2"),
 ) -> None:
     """Print the active TRAC-GRPO equations and configuration (see docs/trac.md)."""
     from searchgym.advantage.config import TRACConfig
-    from searchgym.config import ConfigError
 
+    if any(s.split("=", 1)[0].strip() == "estimator" for s in set_):
+        _fail(
+            "the estimator is not a TRACConfig key: pass --estimator NAME (in training: the top-level `estimator`)"
+        )
     try:
         cfg = (TRACConfig.from_yaml(config) if config else TRACConfig()).override(set_)
-    except ConfigError as e:
+        text = explain_text(cfg, estimator)
+    except ValueError as e:
         _fail(str(e))
-    typer.echo(explain_text(cfg))
+    typer.echo(text)
     typer.echo(cfg.to_yaml())
+
+
+@trac_app.command("estimators")
+def estimators() -> None:
+    """List the registered advantage estimators (a Markdown table, as in docs/trac.md)."""
+    from searchgym.advantage.estimators import estimator_table
+
+    typer.echo(estimator_table(), nl=False)
 
 
 @trac_app.command("check-tokenizers")
