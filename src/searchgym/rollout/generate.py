@@ -2,15 +2,23 @@
 
 The behaviour log-prob of a sampled token is `log_softmax(logits / temperature)` at that token (temperature 1 for
 greedy decoding), computed before top-p filtering: the quantity TRL recomputes for importance sampling.
+
+Backends register by name and are built with `make_generator(kind, **kwargs)`, used by the trainer and eval:
+
+    make_generator("hf", model=model, tokenizer=tok)                        # rollout.hf.HFGenerator
+    make_generator("openai", base_url=url, model="served-name", tokenizer=tok)  # rollout.openai.OpenAIGenerator
+    make_generator("vllm", llm=trainer.vllm_generation.llm, tokenizer=tok)  # rollout.vllm.VLLMColocateGenerator
 """
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+from searchgym.config import ConfigError
 from searchgym.registry import registrar
 
 FinishReason = Literal["stop", "eos", "length"]
@@ -34,10 +42,19 @@ class Generation:
 
 
 class Generator(ABC):
-    """Generate one continuation per prompt; `max_new_tokens` may differ per prompt (token budgets)."""
+    """Generate one continuation per prompt; `max_new_tokens` may differ per prompt (token budgets).
+
+    `model_seconds` is this instance's cumulative wall time inside the model / server (benchmarks subtract it)."""
 
     name: str = "abstract"
-    model_seconds: float = 0.0  # cumulative wall time inside the model / server (benchmarks subtract it)
+
+    @property
+    def model_seconds(self) -> float:
+        return self.__dict__.get("_model_seconds", 0.0)
+
+    @model_seconds.setter
+    def model_seconds(self, value: float) -> None:
+        self.__dict__["_model_seconds"] = value
 
     @abstractmethod
     def generate(
@@ -62,9 +79,23 @@ class Generator(ABC):
 
 
 GENERATORS: dict[str, Callable[..., Generator]] = {}
-
-
 register_generator = registrar(GENERATORS, "generator")
+GENERATOR_MODULES = {
+    "hf": "searchgym.rollout.hf",
+    "openai": "searchgym.rollout.openai",
+    "vllm": "searchgym.rollout.vllm",
+}
+
+
+def make_generator(kind: str, **kwargs: Any) -> Generator:
+    """The generator registered as `kind` (its module is imported on first use), built with `kwargs`."""
+    if kind not in GENERATORS and kind in GENERATOR_MODULES:
+        importlib.import_module(GENERATOR_MODULES[kind])
+    if kind not in GENERATORS:
+        raise ConfigError(
+            f"unknown generator {kind!r}; registered: {sorted(set(GENERATORS) | set(GENERATOR_MODULES))}"
+        )
+    return GENERATORS[kind](**kwargs)
 
 
 class StopChecker:

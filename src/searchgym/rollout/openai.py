@@ -20,7 +20,13 @@ import httpx
 
 from searchgym.errors import SearchGymError
 from searchgym.http import HTTPFailure, Retry, completions_url, post_json
-from searchgym.rollout.generate import Generation, Generator, SamplingParams, register_generator
+from searchgym.rollout.generate import (
+    Generation,
+    Generator,
+    SamplingParams,
+    eos_token_ids,
+    register_generator,
+)
 
 
 class GenerationServerError(SearchGymError, RuntimeError):
@@ -66,10 +72,12 @@ class OpenAIGenerator(Generator):
         retries: int = 3,
         backoff: float = 0.5,
         api_key: str | None = None,
+        tokenizer: Any = None,
     ):
+        """`tokenizer` (optional): the served model's tokenizer, whose eos ids are added to `eos_ids`."""
         self.url = completions_url(base_url)
         self.model = model
-        self.eos_ids = set(eos_ids)
+        self.eos_ids = set(eos_ids) | (set(eos_token_ids(tokenizer)) if tokenizer is not None else set())
         self.retry = Retry(retries, backoff)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(

@@ -28,7 +28,6 @@ class VLLMColocateGenerator(Generator):
     def __init__(self, llm: Any, tokenizer: Any):
         self.llm = llm
         self.eos_ids = set(eos_token_ids(tokenizer))
-        self.model_seconds = 0.0
 
     def generate(
         self,
