@@ -37,9 +37,16 @@ def test_protocol_tags_are_single_tokens_kept_on_decode(tok):
 
 def test_presets_sizes_and_save_load_roundtrip(tok, tmp_path):
     big_tok = train_tokenizer(TEXTS * 5 + [" ".join(map(str, range(i, i + 50))) for i in range(2000)], 4096)
-    student = sum(p.numel() for p in tiny_llama(big_tok, TinyModelConfig.preset("student")).parameters())
-    teacher = sum(p.numel() for p in tiny_llama(big_tok, TinyModelConfig.preset("teacher")).parameters())
-    assert 2e6 <= student <= 5e6 < teacher
+    size = {
+        name: sum(p.numel() for p in tiny_llama(big_tok, TinyModelConfig.preset(name)).parameters())
+        for name in ("student", "teacher", "demo-student", "demo-teacher")
+    }
+    assert 2e6 <= size["student"] <= 5e6 < size["teacher"]
+    assert size["demo-student"] < size["demo-teacher"] < size["student"]
+    assert TinyModelConfig.preset("student") == TinyModelConfig()  # the defaults are the student preset
+    edited = TinyModelConfig.preset("teacher")
+    edited.num_layers = 1
+    assert TinyModelConfig.preset("teacher").num_layers == 8  # a copy, not the table's entry
     with pytest.raises(ConfigError, match="unknown tiny model preset"):
         TinyModelConfig.preset("huge")
     model = tiny_llama(tok, TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1))
