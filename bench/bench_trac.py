@@ -1,10 +1,11 @@
 """TRAC-GRPO overhead: wall time of a TRAC-GRPO step / a GRPO step, and teacher scoring memory.
 
 1. Step time. One run, same tiny setup for both trainers: a tiny Llama student, a teacher twice its depth and width
-   (same locally trained tokenizer), a toy prompt set and a toy reward. TRL's plain `GRPOTrainer` vs
-   `TRACGRPOTrainer(estimator="trac")` with an `HFTeacher`, run alternately (`--rounds`); the first (warm-up) step of
-   every run is excluded and the medians are compared. Completions are forced to full length so both trainers do the
-   same generation work. Wall time is the target (ratio <= 1.25); the process CPU-time ratio is printed too, because
+   (same locally trained tokenizer), a toy prompt set, and one toy rollout_func (batched sampling, reward 1 for an odd
+   completion length, returning the rollout's log-probs, success and task id as TRACGRPOTrainer needs). TRL's plain
+   `GRPOTrainer` vs `TRACGRPOTrainer(estimator="trac")` with an `HFTeacher`, run alternately (`--rounds`); the first
+   (warm-up) step of every run is excluded and the medians are compared. Completions are forced to full length so
+   both trainers do the same generation work. Wall time is the target (ratio <= 1.25); the process CPU-time ratio is printed too, because
    on a shared machine other processes' load moves wall time.
 2. Memory. `HFTeacher` on one 4,096-token sequence with a 32,000-token vocabulary, chunked LM head vs one full
    projection. Each variant runs in a fresh subprocess; the figure is the growth of the process's peak RSS during
@@ -35,8 +36,44 @@ CORPUS = [
 ] * 30
 
 
-def odd_length(completions, **kwargs):
-    return [float(len(c) % 2) for c in completions]
+def passthrough(prompts, completions, env_reward, **kwargs):
+    return list(env_reward)
+
+
+def toy_rollout(tok, length: int):
+    """A rollout_func: `length` sampled tokens per prompt, their log-probs, reward 1 for an odd decoded length."""
+    import torch
+
+    @torch.no_grad()
+    def rollout(prompts, trainer):
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        enc = tok(prompts, padding=True, return_tensors="pt")
+        gen = model.generate(
+            **enc,
+            do_sample=True,
+            max_new_tokens=length,
+            min_new_tokens=length,
+            output_scores=True,
+            return_dict_in_generate=True,
+            pad_token_id=tok.pad_token_id,
+        )
+        comp = gen.sequences[:, enc.input_ids.shape[1] :]
+        logp = torch.stack([torch.log_softmax(s.float(), -1) for s in gen.scores], 1)
+        logp = logp.gather(-1, comp[..., None]).squeeze(-1)
+        texts = tok.batch_decode(comp, skip_special_tokens=True)
+        rewards = [float(len(t) % 2) for t in texts]
+        return {
+            "prompt_ids": [
+                row[m.bool()].tolist() for row, m in zip(enc.input_ids, enc.attention_mask, strict=True)
+            ],
+            "completion_ids": comp.tolist(),
+            "logprobs": logp.tolist(),
+            "env_reward": rewards,
+            "success": [r > 0 for r in rewards],
+            "task_id": list(prompts),
+        }
+
+    return rollout
 
 
 def step_times(args: argparse.Namespace) -> dict:
@@ -63,6 +100,7 @@ def step_times(args: argparse.Namespace) -> dict:
 
     torch.set_num_threads(args.threads)
     tok = train_tokenizer(CORPUS, vocab_size=args.vocab, min_frequency=1, special_tokens=PROTOCOL_TAGS)
+    tok.padding_side = "left"
     student_cfg = TinyModelConfig(
         hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128
     )
@@ -85,22 +123,22 @@ def step_times(args: argparse.Namespace) -> dict:
             save_strategy="no",
             seed=0,
             use_cpu=True,
-            generation_kwargs={"min_new_tokens": args.completion_len},  # equal work per step in both trainers
         )
         timer = Timer()
         common = dict(
             model=tiny_llama(tok, student_cfg),
-            reward_funcs=odd_length,
+            reward_funcs=passthrough,
             args=grpo_args,
             train_dataset=data,
             processing_class=tok,
+            rollout_func=toy_rollout(tok, args.completion_len),  # full length: equal work in both trainers
             callbacks=[timer],
         )
         if name == "grpo":
             trainer = GRPOTrainer(**common)
         else:
             teacher = HFTeacher(tiny_llama(tok, teacher_cfg), tok, student_tokenizer=tok)
-            trainer = TRACGRPOTrainer(teacher=teacher, trac_config=TRACConfig(estimator="trac"), **common)
+            trainer = TRACGRPOTrainer(teacher=teacher, estimator="trac", trac_config=TRACConfig(), **common)
         trainer.train()
         return timer.times[1:]
 

@@ -57,7 +57,8 @@ def main() -> None:
             f"data.world={demo / 'world'}",
             f"data.tasks={demo / 'world' / 'tasks' / 'demo'}",
             f"model.path={demo / 'student_sft'}",
-            f"model.teacher={demo / 'teacher_sft'}",
+            f"teacher.kind={'' if a.estimator == 'grpo' else 'hf'}",  # plain GRPO scores nothing
+            f"teacher.path={demo / 'teacher_sft'}",
             f"estimator={a.estimator}",
             f"grpo.max_steps={a.steps}",
             "grpo.save_steps=100000",

@@ -85,3 +85,34 @@ def test_config_yaml_roundtrip(tmp_path):
     cfg = CurriculumConfig.from_yaml(tmp_path / "c.yaml")
     assert cfg == CurriculumConfig(replay=0.2)
     assert cfg.stages[0].levels == [1, 2] and cfg.stages[1].levels == [3, 4, 5]
+
+
+def test_a_draw_made_again_after_a_promotion_gives_the_same_tasks(tasks):
+    """accelerate fetches one batch ahead: a checkpoint can hold a draw made before the promotion it records."""
+    cfg = CurriculumConfig(seed=1, promote_after_steps=1)
+    a = Curriculum(tasks, cfg)
+    first = [t.id for t in a.sample(16)]
+    ahead = [t.id for t in a.sample(16)]  # draw 1, made in stage 1
+    assert a.update(0.0, step=1) and a.stage == 1  # promoted after it was drawn
+    state = a.state_dict()
+    assert state["draw_stages"] == [0, 0]
+    b = Curriculum(tasks, cfg)
+    b.load_state_dict(state)
+    assert [t.id for t in b.draw(0, 16)] == first and [t.id for t in b.draw(1, 16)] == ahead
+    assert {t.level for t in b.draw(1, 16)} <= {1, 2}  # the recorded stage, not the current one
+    later = b.draw(2, 16)  # a new draw: the current stage (with a little replay of stage 1)
+    assert any(t.level >= 3 for t in later) and b.draw_stages == [0, 0, 1]
+    with pytest.raises(ValueError, match="draw in order"):
+        b.draw(5, 4)
+
+
+def test_config_ranges_are_checked_on_construction():
+    for bad in (
+        {"window": 0},
+        {"min_steps": -1},
+        {"promote_after_steps": -2},
+        {"replay": 1.0},
+        {"stages": []},
+    ):
+        with pytest.raises(ConfigError):
+            CurriculumConfig.from_dict(bad)

@@ -1,73 +1,45 @@
-"""TRACGRPOTrainer: real TRL GRPO steps with a tiny Llama student, a tiny teacher and a toy reward."""
+"""TRACGRPOTrainer: real TRL GRPO steps with a tiny Llama student, a tiny teacher and a toy rollout_func
+(tests/trac_toy.py). What is checked is what TRL trains on: the rows its loss receives, and `last_trac`."""
 
+import dataclasses
 import math
 
 import pytest
 import torch
-from datasets import Dataset
-from trl import GRPOConfig
 
 from searchgym.advantage.config import TRACConfig
 from searchgym.advantage.teacher import HFTeacher, OpenAITeacher, TokenizerMismatch
-from searchgym.env.protocol import PROTOCOL_TAGS
-from searchgym.models.tiny import TinyModelConfig, tiny_llama, train_tokenizer
-from searchgym.trainer.trac_grpo import TRACGRPOTrainer
-
-CORPUS = ["the capital of norland is vell", "ada was born in london", "search access answer think"] * 20
-SMALL = dict(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64)
+from trac_toy import ToyRollout, make_trainer
 
 
-def odd_length(completions, **kwargs):
-    """A toy outcome: 1 for completions of odd character length. Random students get mixed groups."""
-    return [float(len(c) % 2) for c in completions]
+def _loss_inputs(trainer) -> list[dict]:
+    """Record the batches TRL's loss is computed on (compute_loss is the Trainer's public hook)."""
+    seen = []
+    original = trainer.compute_loss
+
+    def spy(model, inputs, *args, **kwargs):
+        seen.append({k: inputs[k].detach().clone() for k in ("completion_ids", "advantages")})
+        return original(model, inputs, *args, **kwargs)
+
+    trainer.compute_loss = spy
+    return seen
 
 
-@pytest.fixture(scope="module")
-def tok():
-    return train_tokenizer(CORPUS, vocab_size=320, min_frequency=1, special_tokens=PROTOCOL_TAGS)
+def _trained_rows_match(seen: list[dict], last) -> None:
+    """Every row the loss saw (TRL shuffles them) carries exactly the (B, T) advantages of its rollout."""
+    by_ids = {tuple(ids): i for i, ids in enumerate(last.completion_ids)}
+    assert seen
+    for batch in seen:
+        assert batch["advantages"].dim() == 2
+        for ids, adv in zip(batch["completion_ids"], batch["advantages"], strict=True):
+            i = by_ids[tuple(ids[: len(last.completion_ids[0])].tolist())]
+            width = len(last.completion_ids[i])
+            assert torch.equal(adv[:width], last.advantages[i, :width].to(adv.dtype))
 
 
-def make_trainer(tok, tmp_path, estimator, teacher_kind="hf", steps=2):
-    student = tiny_llama(tok, TinyModelConfig(**SMALL))
-    teacher_model = tiny_llama(tok, TinyModelConfig(**(SMALL | {"num_layers": 2, "seed": 1})))
-    teacher = {
-        "hf": lambda: HFTeacher(teacher_model, tok, student_tokenizer=tok),
-        "dead": lambda: OpenAITeacher("http://127.0.0.1:9", "t", len(tok), tok, tok, retries=0, timeout=1.0),
-    }[teacher_kind]()
-    data = Dataset.from_dict(
-        {
-            "prompt": ["the capital of", "ada was", "search", "norland is"] * 4,
-            "task_id": ["a", "b", "c", "d"] * 4,
-        }
-    )
-    args = GRPOConfig(
-        output_dir=str(tmp_path / estimator),
-        per_device_train_batch_size=8,
-        num_generations=4,
-        max_completion_length=8,
-        max_steps=steps,
-        learning_rate=1e-2,
-        logging_steps=1,
-        report_to=[],
-        save_strategy="no",
-        seed=0,
-        use_cpu=True,
-        dataloader_num_workers=0,
-    )
-    return TRACGRPOTrainer(
-        model=student,
-        reward_funcs=odd_length,
-        args=args,
-        train_dataset=data,
-        processing_class=tok,
-        teacher=teacher,
-        trac_config=TRACConfig(estimator=estimator, lam=0.5),
-        pass_rates={"a": 1.0, "b": 0.5},
-    )
-
-
-def test_trac_grpo_trains_and_logs_diagnostics(tok, tmp_path):
-    trainer = make_trainer(tok, tmp_path, "trac")
+def test_trac_grpo_trains_on_token_level_advantages_and_logs_diagnostics(tiny_tok, tmp_path):
+    trainer = make_trainer(tiny_tok, tmp_path, "trac", steps=1)
+    seen = _loss_inputs(trainer)
     before = [p.detach().clone() for p in trainer.model.parameters()]
     result = trainer.train()
     assert math.isfinite(result.training_loss)
@@ -75,114 +47,110 @@ def test_trac_grpo_trains_and_logs_diagnostics(tok, tmp_path):
     logged = {k for row in trainer.state.log_history for k in row}
     assert {"trac/w_D/mean", "trac/w_C/p50", "trac/w_P/mean", "trac/omega/frac_below_0.1"} <= logged
     last = trainer.last_trac
-    assert last["estimator"] == "trac" and last["advantages"].shape[0] == 8 and last["advantages"].dim() == 2
-    assert len(last["diagnostics"]["auc_per_group"]) == 2
-    # the teacher term makes the advantage vary along the tokens of a rollout
-    assert (last["advantages"].std(dim=1) > 0).any()
+    assert last.estimator == "trac" and last.advantages.shape[0] == 8 and last.advantages.dim() == 2
+    assert len(last.diagnostics["auc_per_group"]) == 2
+    # the teacher term makes the advantage vary along the tokens of a rollout, and that is what TRL trains on
+    assert (last.advantages.std(dim=1) > 0).any()
+    _trained_rows_match(seen, last)
+    # w_P from the pass rates of the rows' task ids: task "a" 1.0, "b" 0.5 (groups 0 and 1)
+    assert last.terms.w_p.tolist() == [1.0] * 4 + [0.5] * 4
     assert all(row.get("trac/teacher_fallback", 0.0) == 0.0 for row in trainer.state.log_history)
 
 
-def test_grpo_estimator_equals_trl_advantages(tok, tmp_path):
-    trainer = make_trainer(tok, tmp_path, "grpo", steps=1)
+def test_grpo_estimator_equals_trl_advantages(tiny_tok, tmp_path):
+    trainer = make_trainer(tiny_tok, tmp_path, "grpo", steps=1)
     trainer.train()
     last = trainer.last_trac
-    trl = last["trl_advantages"]
-    assert torch.allclose(last["advantages"], trl[:, None].expand_as(last["advantages"]), atol=1e-6)
-    assert "w_D/mean" in last["diagnostics"]  # teacher diagnostics are logged for the GRPO baseline too
+    trl = last.trl_advantages
+    assert torch.allclose(last.advantages, trl[:, None].expand_as(last.advantages), atol=1e-6)
+    assert (trl != 0).any()  # mixed groups, so the comparison means something
+    assert "w_D/mean" in last.diagnostics  # teacher diagnostics are logged for the GRPO baseline too
 
 
-def test_teacher_failure_falls_back_to_grpo(tok, tmp_path):
-    trainer = make_trainer(tok, tmp_path, "trac", teacher_kind="dead", steps=1)
+def test_grpo_runs_without_a_teacher(tiny_tok, tmp_path):
+    trainer = make_trainer(tiny_tok, tmp_path, "grpo", teacher=None, steps=1)
+    trainer.train()
+    assert trainer.last_trac.terms is None and trainer.last_trac.diagnostics == {}
+    assert torch.allclose(trainer.last_trac.advantages[:, 0], trainer.last_trac.trl_advantages, atol=1e-6)
+
+
+def test_teacher_failure_falls_back_to_grpo(tiny_tok, tmp_path):
+    dead = OpenAITeacher("http://127.0.0.1:9", "t", len(tiny_tok), tiny_tok, tiny_tok, retries=0, timeout=1.0)
+    trainer = make_trainer(tiny_tok, tmp_path, "trac", teacher=dead, steps=1)
     result = trainer.train()
     assert math.isfinite(result.training_loss)
-    assert trainer.last_trac["estimator"] == "grpo"
+    assert trainer.last_trac.estimator == "grpo"
     assert any(row.get("trac/teacher_fallback") == 1.0 for row in trainer.state.log_history)
-    trl = trainer.last_trac["trl_advantages"]
-    assert torch.allclose(trainer.last_trac["advantages"][:, 0], trl, atol=1e-6)
+    trl = trainer.last_trac.trl_advantages
+    assert torch.allclose(trainer.last_trac.advantages[:, 0], trl, atol=1e-6)
 
 
 @pytest.mark.parametrize(
-    ("estimator", "message"),
-    [("trac", "needs a teacher"), ("ppo", "registered")],
+    ("kwargs", "message"),
+    [
+        ({"estimator": "trac", "teacher": None}, "needs a teacher"),
+        ({"estimator": "ppo"}, "registered"),
+    ],
     ids=["no-teacher", "unknown"],
 )
-def test_bad_estimator_setup_is_refused_before_training(tok, tmp_path, estimator, message):
+def test_bad_estimator_setup_is_refused_before_training(tiny_tok, tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        TRACGRPOTrainer(
-            model=tiny_llama(tok, TinyModelConfig(**SMALL)),
-            reward_funcs=odd_length,
-            args=GRPOConfig(
-                str(tmp_path), per_device_train_batch_size=4, num_generations=4, report_to=[], use_cpu=True
-            ),
-            train_dataset=Dataset.from_dict({"prompt": ["a"] * 4}),
-            processing_class=tok,
-            trac_config=TRACConfig(estimator=estimator),
-        )
+        make_trainer(tiny_tok, tmp_path, **kwargs)
 
 
-def test_rollout_func_env_mask_keeps_observations_free_of_teacher_reward(tok, tmp_path):
-    """A multi-turn rollout_func: model turn, observation tokens (env_mask 0), model turn, with sampler log-probs."""
-    obs = tok(" <information> vell </information>").input_ids
+def test_missing_rollout_fields_and_a_second_reward_are_refused(tiny_tok, tmp_path):
+    class NoSuccess(ToyRollout):
+        def __call__(self, prompts, trainer):
+            out = super().__call__(prompts, trainer)
+            del out["success"]
+            return out
 
-    @torch.no_grad()
-    def rollout(prompts, trainer):
-        model, out = trainer.model, {"prompt_ids": [], "completion_ids": [], "logprobs": [], "env_mask": []}
-        for p in prompts:
-            ids = tok(p).input_ids
-            first = model.generate(
-                torch.tensor([ids]), do_sample=True, max_new_tokens=3, pad_token_id=tok.pad_token_id
-            )
-            second = model.generate(
-                torch.cat([first, torch.tensor([obs])], 1),
-                do_sample=True,
-                max_new_tokens=3,
-                pad_token_id=tok.pad_token_id,
-            )
-            full = second[0].tolist()
-            completion = full[len(ids) :]
-            mask = [1] * (first.shape[1] - len(ids)) + [0] * len(obs)
-            mask += [1] * (len(completion) - len(mask))
-            logp = torch.log_softmax(model(second).logits[0, :-1].float(), -1)
-            token_logp = logp.gather(-1, second[0, 1:, None]).squeeze(-1)[len(ids) - 1 :]
-            out["prompt_ids"].append(ids)
-            out["completion_ids"].append(completion)
-            out["env_mask"].append(mask)
-            out["logprobs"].append(
-                [lp if m else 0.0 for lp, m in zip(token_logp.tolist(), mask, strict=True)]
-            )
-        return out
+    with pytest.raises(ValueError, match="'success'"):
+        make_trainer(tiny_tok, tmp_path / "a", rollout=NoSuccess(tiny_tok), steps=1).train()
 
-    trainer = make_trainer(tok, tmp_path, "uncalibrated", steps=1)
-    trainer.rollout_func = rollout
+    def other_reward(prompts, completions, env_reward, **_):
+        return [1.0 - r for r in env_reward]  # not the rollout's reward: advantages would disagree with TRL's
+
+    with pytest.raises(ValueError, match="env_reward"):
+        make_trainer(tiny_tok, tmp_path / "b", reward=other_reward, steps=1).train()
+
+
+def test_the_callers_config_is_not_changed(tiny_tok, tmp_path):
+    cfg = TRACConfig(lam=0.5)  # outcome_scale=True, but TRL is told scale_rewards="none"
+    trainer = make_trainer(tiny_tok, tmp_path, "trac", trac_config=cfg, steps=1, scale_rewards="none")
+    assert not trainer.trac_config.outcome_scale
+    assert cfg == TRACConfig(lam=0.5) and dataclasses.replace(trainer.trac_config, outcome_scale=True) == cfg
+    trainer.train()  # the trainer checks its outcome advantages against TRL's: unscaled on both sides
+    r = trainer.last_trac.stats.reward
+    assert torch.allclose(trainer.last_trac.trl_advantages, r - r.view(2, 4).mean(1).repeat_interleave(4))
+
+
+def test_observation_tokens_get_the_outcome_advantage_only(tiny_tok, tmp_path):
+    """A multi-turn rollout: model tokens, an observation span (env_mask 0), model tokens, sampler log-probs."""
+    rollout = ToyRollout(tiny_tok, length=6, observation=" <information> vell </information>")
+    trainer = make_trainer(tiny_tok, tmp_path, "uncalibrated", rollout=rollout, steps=1)
+    seen = _loss_inputs(trainer)
     trainer.train()
     last = trainer.last_trac
-    assert last["estimator"] == "uncalibrated"
-    adv, trl = last["advantages"], last["trl_advantages"]
-    for i, mask in enumerate(trainer._trac_ids[2]):
-        m = torch.tensor(mask, dtype=torch.bool)
-        row = adv[i, : len(mask)]
-        assert torch.allclose(
-            row[~m], trl[i].expand(int((~m).sum()))
-        )  # observation tokens: outcome advantage only
+    assert last.estimator == "uncalibrated"
+    adv, trl = last.advantages, last.trl_advantages
     model_tokens = torch.zeros_like(adv, dtype=torch.bool)
-    for i, mask in enumerate(trainer._trac_ids[2]):
-        model_tokens[i, : len(mask)] = torch.tensor(mask, dtype=torch.bool)
+    for i, mask in enumerate(last.env_mask):
+        m = torch.tensor(mask, dtype=torch.bool)
+        assert (~m).sum() == len(rollout.obs)  # the observation span is exactly the env_mask-0 tokens
+        assert torch.allclose(adv[i, : len(mask)][~m], trl[i].expand(int((~m).sum())))
+        model_tokens[i, : len(mask)] = m
     assert not torch.allclose(adv[model_tokens], trl[:, None].expand_as(adv)[model_tokens])
+    _trained_rows_match(seen, last)
 
 
-def test_teacher_with_another_tokenizer_is_refused(tok, tmp_path):
+def test_teacher_with_another_tokenizer_is_refused(tiny_tok, tiny_corpus, tiny_llama_factory, tmp_path):
+    from searchgym.env.protocol import PROTOCOL_TAGS
+    from searchgym.models.tiny import train_tokenizer
+
     other = train_tokenizer(
-        [c.upper() for c in CORPUS], vocab_size=320, min_frequency=1, special_tokens=PROTOCOL_TAGS
+        [c.upper() for c in tiny_corpus], vocab_size=320, min_frequency=1, special_tokens=PROTOCOL_TAGS
     )
-    teacher = HFTeacher(tiny_llama(other, TinyModelConfig(**SMALL)), other)  # no student tokenizer given here
+    teacher = HFTeacher(tiny_llama_factory(other), other)  # no student tokenizer given here
     with pytest.raises(TokenizerMismatch, match="same tokenizer"):
-        TRACGRPOTrainer(
-            model=tiny_llama(tok, TinyModelConfig(**SMALL)),
-            reward_funcs=odd_length,
-            args=GRPOConfig(
-                str(tmp_path), per_device_train_batch_size=4, num_generations=4, report_to=[], use_cpu=True
-            ),
-            train_dataset=Dataset.from_dict({"prompt": ["a"] * 4}),
-            processing_class=tok,
-            teacher=teacher,
-        )
+        make_trainer(tiny_tok, tmp_path, teacher=teacher)

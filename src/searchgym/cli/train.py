@@ -23,10 +23,13 @@ def train(
 ) -> None:
     """Train a search agent with GRPO or TRAC-GRPO on TRL (SearchGym's multi-turn rollout as rollout_func)."""
     from searchgym.trainer.config import TrainConfig
-    from searchgym.trainer.grpo import train as run_train
     from searchgym.trainer.presets import resolve_preset
 
+    # every section is typed: a typo or a bad value stops here, before torch or TRL is imported
     cfg = TrainConfig.from_yaml(resolve_preset(config)).override(list(overrides or []))
+    cfg.validate()  # estimator and teacher, TRL's own checks: before any world, index or weights are loaded
+    from searchgym.trainer.grpo import train as run_train
+
     run = run_train(cfg, resume=resume)
     typer.echo(f"done: step {run.trainer.state.global_step}; model in {run.output_dir / 'final'}")
 
@@ -47,10 +50,10 @@ def sft(
     """Supervised warm-start of a tiny model on oracle transcripts (loss on the model's action tokens only)."""
     from searchgym.trainer.sft import SFTRunConfig, run_sft
 
-    cfg = SFTRunConfig(model_size=model_size, seed=seed)
-    cfg.max_steps = steps or (600 if model_size == "teacher" else 300)
-    if lr is not None:
-        cfg.learning_rate = lr
+    fields = {"model_size": model_size, "seed": seed, "max_steps": steps, "learning_rate": lr}
+    if steps is None:
+        fields["max_steps"] = 600 if model_size == "teacher" else 300
+    cfg = SFTRunConfig.from_dict({k: v for k, v in fields.items() if v is not None}, where="sft")
     summary = run_sft(world, transcripts, out, cfg, tokenizer_dir=tokenizer)
     typer.echo(
         f"{out}: {summary['parameters']:,} parameters, {summary['transcripts']} transcripts, "

@@ -5,6 +5,9 @@ search -> access -> answer loop); stage 2 = levels 3+ (longer chains, obfuscatio
 a little replay of stage 1. Promotion when the moving success rate over the last `window` updates reaches
 `promote_threshold` (after at least `min_steps` steps in the stage), or unconditionally after
 `promote_after_steps` steps in the stage.
+
+Draws are numbered: draw j's tasks are a function of (seed, the stage draw j was made in, j), and the stage of every
+draw made so far is part of the state (`draw_stages`), so a draw made again after a resume gives the same tasks.
 """
 
 from __future__ import annotations
@@ -46,7 +49,15 @@ class CurriculumConfig(YamlConfig):
     min_steps: int = 20  # steps in a stage before the threshold may promote
     promote_after_steps: int = 0  # promote unconditionally after this many steps in a stage (0 = never)
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
+        if self.window < 1 or self.min_steps < 0 or self.promote_after_steps < 0:
+            raise ConfigError(
+                f"curriculum: window={self.window} must be >= 1, min_steps={self.min_steps} and "
+                f"promote_after_steps={self.promote_after_steps} >= 0"
+            )
         if not self.stages:
             raise ConfigError("curriculum.stages: give at least one stage")
         if not 0.0 <= self.replay < 1.0:
@@ -79,7 +90,7 @@ class Curriculum:
             self.pools.append(by_type)
         self.stage = 0
         self.stage_start = 0
-        self.draws = 0
+        self.draw_stages: list[int] = []  # the stage each draw was made in
         self.history: list[float] = []
 
     @property
@@ -93,15 +104,28 @@ class Curriculum:
         kind = rng.choices(types, weights)[0]
         return rng.choice(pools[kind])
 
+    @property
+    def draws(self) -> int:
+        return len(self.draw_stages)
+
     def sample(self, n: int) -> list[Task]:
-        """n tasks for the current stage; the same (seed, stage, draw) always gives the same tasks."""
-        rng = random.Random(f"{self.cfg.seed}/{self.stage}/{self.draws}")
-        self.draws += 1
+        """The next draw: n tasks for the current stage."""
+        return self.draw(self.draws, n)
+
+    def draw(self, index: int, n: int) -> list[Task]:
+        """Draw number `index` (n tasks): a new draw (index == draws) is made in the current stage; an earlier one is
+        made again in the stage it was first made in, so it gives the same tasks."""
+        if index > self.draws:
+            raise ValueError(f"draw {index} requested but only {self.draws} draws were made; draw in order")
+        if index == self.draws:
+            self.draw_stages.append(self.stage)
+        stage_now = self.draw_stages[index]
+        rng = random.Random(f"{self.cfg.seed}/{stage_now}/{index}")
         out = []
         for _ in range(n):
-            stage = self.stage
-            if self.stage > 0 and rng.random() < self.cfg.replay:
-                stage = rng.randrange(self.stage)
+            stage = stage_now
+            if stage_now > 0 and rng.random() < self.cfg.replay:
+                stage = rng.randrange(stage_now)
             out.append(self._pick(rng, stage))
         return out
 
@@ -129,7 +153,7 @@ class Curriculum:
         return {
             "stage": self.stage,
             "stage_start": self.stage_start,
-            "draws": self.draws,
+            "draw_stages": list(self.draw_stages),
             "history": list(self.history),
         }
 
@@ -139,4 +163,5 @@ class Curriculum:
                 f"curriculum state has stage {state['stage']}; this config has {len(self.cfg.stages)} stages"
             )
         self.stage, self.stage_start = int(state["stage"]), int(state["stage_start"])
-        self.draws, self.history = int(state["draws"]), [float(x) for x in state["history"]]
+        self.draw_stages = [int(x) for x in state["draw_stages"]]
+        self.history = [float(x) for x in state["history"]]

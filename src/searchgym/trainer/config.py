@@ -1,16 +1,20 @@
 """`TrainConfig`: everything one `searchgym train` run needs, as one YAML file.
 
-Sections that belong to other stages (env, rollout, trac) are kept as plain mappings here and
-validated by those stages' own config classes when the run starts (`TrainConfig.validate`), so a typo in any
-section fails before a model is loaded.
+Every section is a typed config of its stage (EnvConfig, RolloutConfig, TRACConfig, TeacherConfig, CurriculumConfig),
+so a typo or an out-of-range value anywhere is refused while the YAML and the overrides are read, before a world, an
+index or weights are loaded. `validate()` adds the checks that need the registries (estimator names) or TRL.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from searchgym.advantage.config import TeacherConfig, TRACConfig
 from searchgym.config import ConfigError, YamlConfig
+from searchgym.env.config import EnvConfig
+from searchgym.rollout.episodes import RolloutConfig
 from searchgym.tasks.curriculum import CurriculumConfig
 
 
@@ -28,11 +32,18 @@ class ModelConfig(YamlConfig):
     path: str = (
         "runs/demo/student"  # a `save_pretrained` directory (tiny model, SFT output, or a HF checkpoint)
     )
-    teacher: str = ""  # teacher model directory for TRAC-GRPO and its baselines; empty = no teacher
     dtype: str = "float32"  # float32 on CPU; bfloat16 on GPUs
-    # experiments only: damage the teacher's token scores, e.g. {shuffle: 0.3, invert: 0.3, seed: 0}
-    # (searchgym.advantage.teacher.CorruptedTeacher); empty = the teacher as it is
-    teacher_corruption: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, where: str = "") -> ModelConfig:
+        moved = {"teacher": "teacher.kind: hf and teacher.path", "teacher_corruption": "teacher.corruption"}
+        for key in set(data or {}) & set(moved):
+            raise ConfigError(f"model.{key} moved: set {moved[key]} instead")
+        return super().from_dict(data, where)
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ConfigError(f"model.dtype: {self.dtype!r} is not float32, bfloat16 or float16")
 
 
 @dataclass
@@ -48,7 +59,7 @@ class LoraConfig(YamlConfig):
 
 @dataclass
 class GRPOSection(YamlConfig):
-    """The TRL `GRPOConfig` fields SearchGym exposes; `extra` passes any other GRPOConfig field through."""
+    """The TRL `GRPOConfig` fields SearchGym exposes; `extra` passes any other GRPOConfig field through unchanged."""
 
     learning_rate: float = 5e-6  # ASearcher 7B
     num_generations: int = 8  # G: rollouts per question
@@ -56,8 +67,8 @@ class GRPOSection(YamlConfig):
     gradient_accumulation_steps: int = 1
     max_steps: int = 200
     max_completion_length: int = 2048  # whole multi-turn trajectory (model + observation tokens)
-    temperature: float = 1.0
-    top_p: float = 1.0
+    temperature: float = 1.0  # also the rollout's sampling temperature (TRL recomputes log-probs at it)
+    top_p: float = 1.0  # also the rollout's top_p
     beta: float = 0.0  # no KL (ASearcher convention)
     epsilon: float = 0.2
     epsilon_high: float | None = 0.28
@@ -73,81 +84,104 @@ class GRPOSection(YamlConfig):
     bf16: bool = False
     gradient_checkpointing: bool = False
     use_vllm: bool = False
-    vllm_mode: str = "colocate"
+    vllm_mode: str = (
+        "colocate"  # the rollout generates through TRL's colocated engine; "server" is not supported
+    )
     vllm_gpu_memory_utilization: float = 0.3
     vllm_tensor_parallel_size: int = 1
     report_to: list[str] = field(default_factory=list)  # "trackio", "tensorboard", "wandb"
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # any other GRPOConfig field, passed through
+
+    def __post_init__(self) -> None:
+        at_least = {
+            "num_generations": (self.num_generations, 2),  # a group needs two rollouts to have a baseline
+            "per_device_train_batch_size": (self.per_device_train_batch_size, 1),
+            "gradient_accumulation_steps": (self.gradient_accumulation_steps, 1),
+            "max_steps": (self.max_steps, 1),  # the curriculum stream is endless: the run length is max_steps
+            "max_completion_length": (self.max_completion_length, 1),
+            "logging_steps": (self.logging_steps, 1),
+            "save_steps": (self.save_steps, 1),
+        }
+        bad = [f"grpo.{k}={v} (must be >= {low})" for k, (v, low) in at_least.items() if v < low]
+        if not self.learning_rate > 0:
+            bad.append(f"grpo.learning_rate={self.learning_rate} (must be > 0)")
+        if not 0 < self.top_p <= 1 or self.temperature <= 0:
+            bad.append(
+                f"grpo.temperature={self.temperature}, top_p={self.top_p} (temperature > 0, top_p in (0, 1])"
+            )
+        if self.scale_rewards not in ("group", "batch", "none"):
+            bad.append(f"grpo.scale_rewards={self.scale_rewards!r} (group | batch | none)")
+        if self.use_vllm and self.vllm_mode != "colocate":
+            bad.append(
+                f"grpo.vllm_mode={self.vllm_mode!r} (SearchGym's rollout generates with vllm_mode colocate)"
+            )
+        if bad:
+            raise ConfigError("; ".join(bad))
 
 
 @dataclass
 class TrainConfig(YamlConfig):
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)  # the scorer of TRAC and its baselines
     lora: LoraConfig = field(default_factory=LoraConfig)
     grpo: GRPOSection = field(default_factory=GRPOSection)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)  # stages, replay, promotion
-    success_reward: float = 0.5  # answer score (before shaping and format gate) that counts as a success
     equal_groups: str = "drop"  # groups with all-equal rewards: "drop" (out of the loss) or "count" [ours]
-    estimator: str = "grpo"  # advantage estimator by name: grpo | trac | uncalibrated | reward_mix | distill
-    env: dict[str, Any] = field(default_factory=dict)  # searchgym.env EnvConfig fields
-    rollout: dict[str, Any] = field(default_factory=dict)  # searchgym.rollout RolloutConfig fields
-    trac: dict[str, Any] = field(default_factory=dict)  # searchgym.advantage TRACConfig fields
+    estimator: str = "grpo"  # advantage estimator by name (`searchgym trac estimators`)
+    env: EnvConfig = field(default_factory=EnvConfig)  # success = env.success_metric >= env.success_threshold
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)  # temperature / top_p come from grpo
+    trac: TRACConfig = field(default_factory=TRACConfig)
+    log_rollouts: int = 4  # rollouts per logging step written to output_dir/rollouts.jsonl; 0 = none
+    log_rollouts_max_bytes: int = 64 * 2**20  # hard cap of rollouts.jsonl: oldest steps are thinned out
     output_dir: str = "runs/train"
     seed: int = 0
 
-    def validate(self) -> None:
-        """Build every sub-config object (without loading weights) so mistakes fail fast."""
-        self.curriculum.validate()
+    def __post_init__(self) -> None:
         if self.equal_groups not in ("drop", "count"):
             raise ConfigError(f"equal_groups: {self.equal_groups!r} is not 'drop' or 'count'")
-        if self.grpo.per_device_train_batch_size % self.grpo.num_generations and not self.grpo.extra.get(
-            "generation_batch_size"
-        ):
+        if self.log_rollouts < 0 or self.log_rollouts_max_bytes < 4096:
             raise ConfigError(
-                f"grpo.per_device_train_batch_size ({self.grpo.per_device_train_batch_size}) must be a multiple "
-                f"of grpo.num_generations ({self.grpo.num_generations}) on one device"
+                f"log_rollouts={self.log_rollouts} must be >= 0 and log_rollouts_max_bytes="
+                f"{self.log_rollouts_max_bytes} >= 4096"
             )
-        bad = set(self.model.teacher_corruption) - {"shuffle", "invert", "seed"}
-        if bad:
+        default = RolloutConfig()
+        for key in ("temperature", "top_p"):
+            mine, trl = getattr(self.rollout, key), getattr(self.grpo, key)
+            if mine != getattr(default, key) and mine != trl:
+                raise ConfigError(f"rollout.{key}={mine} differs from grpo.{key}={trl}; set grpo.{key} only")
+
+    def validate(self) -> None:
+        """The checks that need the estimator registry and TRL (still without loading anything)."""
+        from searchgym.advantage.estimators import estimator_spec
+
+        try:
+            spec = estimator_spec(self.estimator)
+        except ValueError as e:
+            raise ConfigError(f"estimator: {e}") from e
+        if spec.needs_teacher and not self.teacher.kind:
             raise ConfigError(
-                f"model.teacher_corruption: unknown keys {sorted(bad)}; allowed: shuffle, invert, seed"
+                f"estimator {self.estimator!r} needs a teacher: set teacher.kind (hf | openai) and its path or "
+                "endpoint"
             )
-        env_config(self)
-        rollout_config(self)
-        if self.estimator != "grpo":
-            trac_config(self)
+        self.curriculum.validate()
         grpo_args(self)
 
 
-def env_config(cfg: TrainConfig) -> Any:
-    from searchgym.env.env import EnvConfig
-
-    return EnvConfig.from_dict(cfg.env, where="env")
-
-
-def rollout_config(cfg: TrainConfig) -> Any:
+def rollout_config(cfg: TrainConfig) -> RolloutConfig:
     """The rollout samples at TRL's temperature / top_p: TRL recomputes log-probs at `grpo.temperature`, so a
     different sampling temperature would silently bias the importance ratio."""
-    from searchgym.rollout.episodes import RolloutConfig
-
-    for key in ("temperature", "top_p"):
-        if key in cfg.rollout and cfg.rollout[key] != getattr(cfg.grpo, key):
-            raise ConfigError(
-                f"rollout.{key}={cfg.rollout[key]} differs from grpo.{key}; set grpo.{key} only"
-            )
-    sampling = {"temperature": cfg.grpo.temperature, "top_p": cfg.grpo.top_p}
-    return RolloutConfig.from_dict({**cfg.rollout, **sampling}, where="rollout")
+    return dataclasses.replace(cfg.rollout, temperature=cfg.grpo.temperature, top_p=cfg.grpo.top_p)
 
 
-def trac_config(cfg: TrainConfig) -> Any:
-    from searchgym.advantage.config import TRACConfig
-
-    return TRACConfig.from_dict({"estimator": cfg.estimator, **cfg.trac}, where="trac")
+def generator_kind(cfg: TrainConfig) -> str:
+    """The `GENERATORS` backend the training rollout uses: TRL's colocated vLLM engine, or the policy itself."""
+    return "vllm" if cfg.grpo.use_vllm else "hf"
 
 
 def grpo_args(cfg: TrainConfig) -> Any:
-    """TRL `GRPOConfig` for this run (CPU-safe: no bf16 unless asked)."""
+    """TRL `GRPOConfig` for this run (CPU-safe: no bf16 unless asked). The curriculum is the data order, so TRL
+    must not shuffle it."""
     from trl import GRPOConfig
 
     g = cfg.grpo
@@ -162,6 +196,7 @@ def grpo_args(cfg: TrainConfig) -> Any:
             save_strategy="steps",
             logging_strategy="steps",
             remove_unused_columns=False,
+            shuffle_dataset=False,
             use_cpu=not _has_gpu(),
             log_completions=False,
             **fields,

@@ -1,9 +1,13 @@
-"""SearchGym-RL curriculum inside TRL: the rollout draws tasks from `searchgym.tasks.curriculum.Curriculum`,
-and this callback feeds it the success rate after each optimizer step (promotion) and saves its state into
-every checkpoint, so a resumed run continues in the same stage with the same task draws.
+"""SearchGym-RL curriculum inside TRL: TRL's train dataset streams the curriculum's draws (trainer/data.py), the
+rollout reports each rollout's success, and this callback feeds the success rate to the curriculum after each
+optimizer step (promotion) and saves its state into every checkpoint, so a resumed run continues in the same stage
+with the same task draws.
 
-Task draws are a function of (seed, stage, draw count) — see `Curriculum.sample` — and every process draws the
-whole generation batch and keeps its own slice, so processes never disagree about the curriculum.
+Draw j is a function of (seed, the stage draw j was made in, j) and the state records the stage of every draw made
+so far. That matters because accelerate's data loader fetches one batch ahead: at a checkpoint after step k the
+draw for step k + 1 is already made, and after a resume the stream makes it again, in its recorded stage, so it is
+identical. Every process streams every draw (and keeps its slice) and promotes on the gathered successes, so
+processes never disagree about the curriculum.
 """
 
 from __future__ import annotations
@@ -28,10 +32,9 @@ class CurriculumTracker:
         self.pending: list[bool] = []  # success of each rollout since the last update
         self.promotions: list[int] = []
 
-    def draw(self, local_groups: int, process_index: int, num_processes: int) -> list[Any]:
-        """Tasks for this process's groups: every process draws the global batch and keeps its slice."""
-        tasks = self.curriculum.sample(local_groups * num_processes)
-        return tasks[process_index * local_groups : (process_index + 1) * local_groups]
+    def draw(self, index: int, groups: int) -> list[Any]:
+        """Draw number `index`: one task per group of one generation batch (all processes)."""
+        return self.curriculum.draw(index, groups)
 
     def record(self, successes: list[bool]) -> None:
         self.pending += successes

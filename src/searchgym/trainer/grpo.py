@@ -1,8 +1,9 @@
-"""`searchgym train`: TRL's GRPOTrainer (or the TRAC subclass) with SearchGym's multi-turn rollout.
+"""`searchgym train`: TRL's GRPOTrainer (our TRAC subclass, for every estimator) with SearchGym's multi-turn rollout.
 
-No training loop here: TRL generates through our `rollout_func`, computes the group advantages and the clipped
-loss, logs (`report_to`), checkpoints and resumes. We add the curriculum callback, a JSON Lines metrics file, and
-checkpoint integrity (a checkpoint counts only once our callback has written its state file into it, last).
+No training loop here: TRL iterates the curriculum's task rows (trainer/data.py), generates through our
+`rollout_func`, computes the loss, logs (`report_to`), checkpoints and resumes. We add the curriculum callback, a JSON
+Lines metrics file, the rollout sample for the viewer (`rollouts.jsonl`), and checkpoint integrity (a checkpoint counts
+only once our callback has written its state file into it, last).
 """
 
 from __future__ import annotations
@@ -18,14 +19,16 @@ from transformers import TrainerCallback
 
 from searchgym.config import ConfigError
 from searchgym.io import atomic_dir, atomic_write_text, read_jsonl
-from searchgym.trainer.config import TrainConfig, env_config, grpo_args, rollout_config, trac_config
+from searchgym.trainer.config import TrainConfig, generator_kind, grpo_args, rollout_config
 from searchgym.trainer.curriculum_cb import (
     STATE_FILE,
     CurriculumCallback,
     CurriculumTracker,
     load_curriculum_state,
 )
-from searchgym.trainer.rollout_func import SearchRolloutFunc, env_reward, slot_prompts
+from searchgym.trainer.data import CurriculumStream, tasks_by_prompt
+from searchgym.trainer.rollout_func import SearchRolloutFunc, env_reward
+from searchgym.trainer.rollout_log import ROLLOUTS_FILE, RolloutLog
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -82,7 +85,8 @@ def last_complete_checkpoint(output_dir: Path) -> Path | None:
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop metric rows logged after the checkpoint we resume from (the resumed run logs them again)."""
+    """Drop JSONL rows (metrics, rollouts) logged after the checkpoint we resume from (the resumed run logs them
+    again)."""
     if not path.exists():
         return
     rows = []
@@ -116,10 +120,13 @@ def _tasks_path(cfg: TrainConfig) -> Path:
     return Path(cfg.data.tasks) if cfg.data.tasks else Path(cfg.data.world) / "tasks" / "default"
 
 
-def build_run(cfg: TrainConfig, resume: bool = False, callbacks: list | None = None) -> Run:
-    """Everything `train` needs, ready to call `.trainer.train(resume_from_checkpoint=run.resume_from)`."""
+def build_run(
+    cfg: TrainConfig, resume: bool = False, callbacks: list | None = None, progress: bool = True
+) -> Run:
+    """Everything `train` needs, ready to call `.trainer.train(resume_from_checkpoint=run.resume_from)`.
+
+    `progress=False`: no tqdm bar and no per-step log dicts on stdout (for callers that show their own progress)."""
     import torch
-    from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from searchgym.env.env import SearchEnv
@@ -137,16 +144,18 @@ def build_run(cfg: TrainConfig, resume: bool = False, callbacks: list | None = N
     if resume:
         resume_from = last_complete_checkpoint(out)
     out.mkdir(parents=True, exist_ok=True)
-    if resume_from is None:
-        (out / METRICS_FILE).unlink(missing_ok=True)
-    else:
-        _truncate_metrics(out / METRICS_FILE, int(resume_from.name.split("-")[-1]))
+    for name in (METRICS_FILE, ROLLOUTS_FILE):
+        if resume_from is None:
+            (out / name).unlink(missing_ok=True)
+        else:
+            _truncate_metrics(out / name, int(resume_from.name.split("-")[-1]))
     cfg.to_yaml(out / "config.yaml")
 
     tasks = load_train_tasks(cfg)
     engine = load_engine(cfg.data.world, cfg.data.backend)
-    ecfg = env_config(cfg)
-    tracker = CurriculumTracker(Curriculum(tasks, cfg.curriculum))
+    curriculum = Curriculum(tasks, cfg.curriculum)
+    by_prompt = tasks_by_prompt([t for pool in curriculum.pools for ts in pool.values() for t in ts], cfg.env)
+    tracker = CurriculumTracker(curriculum)
     if resume_from is not None:
         load_curriculum_state(resume_from, tracker)
 
@@ -154,57 +163,56 @@ def build_run(cfg: TrainConfig, resume: bool = False, callbacks: list | None = N
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(cfg.model.path, dtype=getattr(torch, cfg.model.dtype))
     args = grpo_args(cfg)
-    groups_per_step = args.generation_batch_size // args.num_generations
-    dataset = Dataset.from_dict({"prompt": slot_prompts(groups_per_step * max(args.max_steps, 1))})
-
+    if not progress:
+        args.disable_tqdm = True
+    stream = CurriculumStream(tracker, cfg.env, args.generation_batch_size // args.num_generations)
     rollout_func = SearchRolloutFunc(
         tracker=tracker,
-        env_factory=lambda: SearchEnv(engine, ecfg),
+        tasks=by_prompt,
+        env_factory=lambda: SearchEnv(engine, cfg.env),
         tokenizer=tokenizer,
         rollout_cfg=rollout_config(cfg),
+        generator=generator_kind(cfg),
         seed=cfg.seed,
-        success_reward=cfg.success_reward,
         drop_equal_groups=cfg.equal_groups == "drop",
     )
-    common = dict(
+    trainer = _make_trainer(
+        cfg,
         model=model,
         reward_funcs=[env_reward],
         args=args,
-        train_dataset=dataset,
+        train_dataset=stream.dataset(),
         processing_class=tokenizer,
         rollout_func=rollout_func,
         peft_config=_peft_config(cfg),
         callbacks=[CurriculumCallback(tracker), MetricsJsonl(out / METRICS_FILE), *(callbacks or [])],
+        on_batch=RolloutLog(
+            out / ROLLOUTS_FILE,
+            tokenizer,
+            cfg.log_rollouts,
+            cfg.grpo.logging_steps,
+            cfg.log_rollouts_max_bytes,
+            cfg.seed,
+        ),
     )
-    trainer = _make_trainer(cfg, common)
-    if cfg.grpo.extra.get("disable_tqdm"):  # the caller shows progress; no per-step log dicts on stdout
+    if not progress:
         from transformers import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)
     return Run(trainer, rollout_func, tracker, resume_from, out)
 
 
-def _make_trainer(cfg: TrainConfig, common: dict) -> Any:
-    if cfg.estimator == "grpo":
-        from trl import GRPOTrainer
-
-        return GRPOTrainer(**common)
+def _make_trainer(cfg: TrainConfig, **common: Any) -> Any:
+    """`TRACGRPOTrainer` for every estimator: with "grpo" and no teacher its advantages are TRL's own."""
     from searchgym.advantage.passrates import load_pass_rates
-    from searchgym.advantage.teacher import HFTeacher
-    from searchgym.models.load import load_model_and_tokenizer
+    from searchgym.advantage.teacher import make_teacher
     from searchgym.trainer.trac_grpo import TRACGRPOTrainer
 
-    teacher = None
-    if cfg.model.teacher:
-        t_model, t_tok = load_model_and_tokenizer(cfg.model.teacher, dtype=cfg.model.dtype)
-        teacher = HFTeacher(t_model, t_tok, student_tokenizer=common["processing_class"])
-        if cfg.model.teacher_corruption:
-            from searchgym.advantage.teacher import CorruptedTeacher
-
-            teacher = CorruptedTeacher(teacher, **cfg.model.teacher_corruption)
-    rates = Path(cfg.data.pass_rates) if cfg.data.pass_rates else None
-    pass_rates = load_pass_rates(rates) if rates is not None else None
-    return TRACGRPOTrainer(teacher=teacher, trac_config=trac_config(cfg), pass_rates=pass_rates, **common)
+    teacher = make_teacher(cfg.teacher, common["processing_class"])
+    pass_rates = load_pass_rates(cfg.data.pass_rates) if cfg.data.pass_rates else None
+    return TRACGRPOTrainer(
+        teacher=teacher, estimator=cfg.estimator, trac_config=cfg.trac, pass_rates=pass_rates, **common
+    )
 
 
 def _peft_config(cfg: TrainConfig) -> Any:
@@ -222,9 +230,11 @@ def _peft_config(cfg: TrainConfig) -> Any:
     )
 
 
-def train(cfg: TrainConfig, resume: bool = False, callbacks: list | None = None) -> Run:
+def train(
+    cfg: TrainConfig, resume: bool = False, callbacks: list | None = None, progress: bool = True
+) -> Run:
     """Run (or resume) training; the final model is saved to `output_dir/final`."""
-    run = build_run(cfg, resume=resume, callbacks=callbacks)
+    run = build_run(cfg, resume=resume, callbacks=callbacks, progress=progress)
     run.trainer.train(resume_from_checkpoint=str(run.resume_from) if run.resume_from else None)
     with atomic_dir(run.output_dir / "final", overwrite=True) as tmp:
         run.trainer.save_model(str(tmp))

@@ -35,6 +35,20 @@ class SFTRunConfig(YamlConfig):
     warmup_ratio: float = 0.05
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        at_least = {"max_steps": 1, "batch_size": 1, "max_length": 2, "vocab_size": 300}
+        bad = [
+            f"{k}={getattr(self, k)} (must be >= {low})"
+            for k, low in at_least.items()
+            if getattr(self, k) < low
+        ]
+        if not self.learning_rate > 0:
+            bad.append(f"learning_rate={self.learning_rate} (must be > 0)")
+        if not 0 <= self.warmup_ratio < 1:
+            bad.append(f"warmup_ratio={self.warmup_ratio} (must be in [0, 1))")
+        if bad:
+            raise ConfigError(f"sft: {'; '.join(bad)}")
+
 
 def encode_transcript(tokenizer: Any, row: dict[str, Any], max_length: int) -> dict[str, list[int]]:
     """input_ids and labels (action tokens only) of one transcript, truncated to `max_length` tokens."""
