@@ -157,5 +157,10 @@ def test_adapters_have_trl_and_verl_shapes():
     assert row["episode"] == out["env_info"][0] and [s["tool"] for s in row["steps"]] == ["search", "answer"]
     assert StepInfo.from_dict(row["steps"][0]) == trajs[0].steps[0]
     assert EpisodeSummary.from_dict(row["episode"]) == trajs[0].episode
+    # one AgentLoopOutput's fields per sample (verl validates them in test_integrations_verl.py)
     verl = to_verl(trajs)
-    assert verl["response_ids"] == out["completion_ids"] and verl["response_mask"] == out["env_mask"]
+    assert [v["response_ids"] for v in verl] == out["completion_ids"]
+    assert [v["response_mask"] for v in verl] == out["env_mask"]
+    assert [v["response_logprobs"] for v in verl] == out["logprobs"]
+    assert [v["reward_score"] for v in verl] == out["env_reward"]
+    assert [v["extra_fields"]["success"] for v in verl] == [1.0, 1.0, 1.0]

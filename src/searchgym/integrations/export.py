@@ -111,7 +111,12 @@ def verl_row(t: Task, i: int, opts: ExportOptions) -> dict[str, Any]:
     give None for a missing one), and the env config and task travel as JSON strings."""
     cfg = opts.env_config(opts.protocol or "tag")  # resolve() has set the protocol
     tool_loop = opts.agent == "tool_agent"
-    create = {"task_id": t.id, "world": opts.world}
+    env = json.dumps(cfg.to_dict(), sort_keys=True)
+    create = {
+        "task": task_json(t),
+        "env": env,
+        "world": opts.world,
+    }  # what the verl tools start an episode from
     return {
         "data_source": opts.data_source,
         "agent_name": opts.agent,
@@ -128,7 +133,7 @@ def verl_row(t: Task, i: int, opts: ExportOptions) -> dict[str, Any]:
             "question": t.question,
             "world": opts.world,
             "task": task_json(t),
-            "env": json.dumps(cfg.to_dict(), sort_keys=True),
+            "env": env,
             "tools_kwargs": {name: {"create_kwargs": create} for name in verl_tools(cfg)},
         },
     }

@@ -32,6 +32,17 @@ ENDED = "The episode has ended; no further tool calls are run."
 ANSWERED = "Answer recorded."
 
 
+def call_tool(env: SearchEnv, name: str, args: dict[str, Any]) -> tuple[str, float | None]:
+    """One typed tool call stepped through the env, for the trainers' own tool loops (TRL, verl's tool agent):
+    the text the model sees, and the episode reward once the call ended the episode (else None)."""
+    if env.done:
+        return ENDED, None
+    step = env.step(Action(name, args))
+    if step.done:
+        return (ANSWERED if step.terminated else ENDED), float(step.reward)
+    return step.observation, None
+
+
 class ToolEnv:
     """One SearchGym episode exposed as tools; the tool methods are added per tool set by `env_class`."""
 
@@ -54,13 +65,10 @@ class ToolEnv:
         return self._reward
 
     def _call(self, name: str, args: dict[str, Any]) -> str:
-        if self._env.done:
-            return ENDED
-        step = self._env.step(Action(name, args))
-        if step.done:
-            self._reward = float(step.reward)
-            return ANSWERED if step.terminated else ENDED
-        return step.observation
+        text, reward = call_tool(self._env, name, args)
+        if reward is not None:
+            self._reward = reward
+        return text
 
 
 def _method(tool: Tool) -> Callable[..., str]:
