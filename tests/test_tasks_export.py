@@ -70,7 +70,13 @@ def test_verl_rows(tasks, tmp_path):
     rows = read_back("verl", export_tasks(tasks, "verl", tmp_path / "v.parquet", ExportOptions(world="/w")))
     keys = {json.dumps(sorted(r["extra_info"])) for r in rows}
     assert len(keys) == 1 and not any(v is None for r in rows for v in r["extra_info"].values())
-    assert {json.dumps(r["extra_info"]["tools_kwargs"], sort_keys=True).count("null") for r in rows} == {0}
+    structs = [
+        c for r in rows for t in r["extra_info"]["tools_kwargs"].values() for c in t["create_kwargs"].values()
+    ]
+    assert None not in structs  # every struct field is set in every row
+    assert {
+        json.dumps(sorted(t["create_kwargs"])) for r in rows for t in r["extra_info"]["tools_kwargs"].values()
+    } == {'["env", "task", "world"]'}
     for i, (row, task) in enumerate(zip(rows, tasks, strict=True)):
         info = row["extra_info"]
         assert info["index"] == i and info["task_id"] == task.id and info["world"] == "/w"
