@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from searchgym.env.observe import paginate
+from searchgym.index.bm25s_engine import Bm25sEngine
 from searchgym.index.build import (
     IndexMissingError,
     StaleIndexError,
@@ -109,21 +110,40 @@ def test_access(engine):
     assert engine.access("") is None
 
 
-def _dense_top(engine, terms, k):
+def _brute_top(engine, terms, k):
+    """Every posting list summed over the corpus; ranked by score, then document order."""
     scores = np.zeros(len(engine.store), dtype=np.float64)
     for t, w in terms.items():
         docs, weights = engine._posting(t)
-        scores[docs] += weights * w
+        scores[docs] += weights.astype(np.float64) * w
     order = np.lexsort((np.arange(len(scores)), -scores))
-    return [(int(i), round(float(scores[i]), 4)) for i in order[:k] if scores[i] > 0]
+    return [(int(i), float(scores[i])) for i in order[:k] if scores[i] > 0]
 
 
-@pytest.mark.parametrize(("depth", "dense"), [(1, 0.0), (1, 1.0), (8, 0.2), (64, 0.2), (10**9, 0.0)])
-def test_pruned_top_k_is_exact(monkeypatch, depth, dense):
-    """The top-k equals a brute-force sum over every posting list, on a skewed random corpus, whichever
-    path answers (threshold pass, MaxScore candidates, dense accumulation)."""
-    monkeypatch.setattr("searchgym.index.bm25s_engine.FIRST_DEPTH", depth)
-    monkeypatch.setattr("searchgym.index.bm25s_engine.DENSE_FRACTION", dense)
+# (FIRST_DEPTH, SMALL, impact_depth, second-pass costs, methods that must answer some queries)
+PATHS = {
+    "numpy first pass, lists": (16, 0, 4096, None, {"_score", "_plan"}),
+    "python first pass": (16, 10**9, 4096, None, {"_ranked_small", "_plan"}),
+    "shallow heads": (1, 64, 4, None, {"_ranked_small", "_score", "_plan"}),
+    "always dense": (1, 0, 64, {"MERGE": 1e9, "LOOKUP": 1e9}, {"_dense"}),
+    "always all lists": (8, 64, 8, {"LOOKUP": 1e9, "DENSE_POSTING": 1e9}, {"_plan"}),
+}
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_pruned_top_k_is_exact(monkeypatch, path):
+    """The top-k equals a brute-force sum over every posting list (documents, order and scores), on a
+    skewed random corpus with ties, whichever pass and plan answers."""
+    first, small, depth, costs, used = PATHS[path]
+    calls: set[str] = set()
+    for method in ("_score", "_ranked_small", "_plan", "_dense"):
+        original = getattr(Bm25sEngine, method)
+        monkeypatch.setattr(Bm25sEngine, method, lambda *a, _m=method, _f=original: calls.add(_m) or _f(*a))
+    monkeypatch.setattr("searchgym.index.bm25s_engine.FIRST_DEPTH", first)
+    monkeypatch.setattr("searchgym.index.bm25s_engine.SMALL", small)
+    monkeypatch.setattr("searchgym.index.bm25s_engine.WHOLE_LIST", 3)
+    for name, value in (costs or {}).items():
+        monkeypatch.setattr(f"searchgym.index.bm25s_engine.{name}", value)
     rng = random.Random(0)
     words = [f"w{i}" for i in range(300)]
     weights = [1 / (i + 1) for i in range(300)]  # Zipf-like: a few very common words
@@ -131,14 +151,13 @@ def test_pruned_top_k_is_exact(monkeypatch, depth, dense):
         Document(f"d{i}", f"u{i}", f"t{i}", " ".join(rng.choices(words, weights, k=rng.randint(3, 40))))
         for i in range(800)
     ]
-    engine = engine_from_documents(docs, "bm25s", fuzzy=False)
+    engine = engine_from_documents(docs, "bm25s", fuzzy=False, impact_depth=depth)
     for _ in range(300):
         query = " ".join(rng.choices(words, weights, k=rng.randint(1, 6)))
-        k = rng.choice([1, 3, 5, 10])
-        got = [(int(engine.store.index_of_url[h.url]), round(h.score, 4)) for h in engine.search(query, k)]
-        want = _dense_top(engine, engine.query_terms(query), k)
-        assert [s for _, s in got] == pytest.approx([s for _, s in want], abs=1e-3), query
-        assert len(got) == len(want)
+        k = rng.choice([1, 3, 5, 10, 50])
+        got = [(int(engine.store.index_of_url[h.url]), h.score) for h in engine.search(query, k)]
+        assert got == _brute_top(engine, engine.query_terms(query), k), query
+    assert used <= calls
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -11,7 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from searchgym.cli import app
+from searchgym.index.bm25s_engine import ARRAYS, FUZZY_ARRAYS
 from searchgym.index.build import (
+    INDEX_FORMAT,
     DamagedIndexError,
     IndexMissingError,
     StaleIndexError,
@@ -74,7 +76,7 @@ def test_every_index_file_is_listed(tmp_path, backend):
     assert _listed(path) == on_disk
     required = {"config.json", "docs.json", "texts.bin", "offsets.npy"}
     if backend == "bm25s":
-        required |= {"data.npy", "indices.npy", "indptr.npy", "impact.npy", "vocab.json"}
+        required |= {f"{n}.npy" for n in ARRAYS + FUZZY_ARRAYS} | {"vocab.json"}
     assert required <= set(on_disk)
 
 
@@ -101,7 +103,8 @@ def test_damaged_file_is_named_and_rebuilt(tmp_path, backend, damage):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize(
-    "content", [b"\xff\xfe not json", b"{}", b'{"format": 3, "files": [1], "corpus": {}}']
+    "content",
+    [b"\xff\xfe not json", b"{}", b'{"format": %d, "files": [1], "corpus": {}}' % INDEX_FORMAT],
 )
 def test_damaged_index_json_is_named(tmp_path, backend, content):
     world = _world(tmp_path)
@@ -151,7 +154,7 @@ def test_cli_build_rebuilds_a_partial_index(tmp_path):
     runner = CliRunner()
     assert runner.invoke(app, ["index", "build", str(world)]).exit_code == 0
     path = world / "index" / "bm25s"
-    for name in ("config.json", "data.npy", "texts.bin"):
+    for name in ("config.json", "docs.npy", "texts.bin"):
         os.remove(path / name)
     with pytest.raises(DamagedIndexError, match="config.json is missing"):
         load_engine(world)
@@ -171,7 +174,7 @@ def test_bm25s_index_is_byte_identical_across_builds(tmp_path):
         for d in dirs
     ]
     assert files[0] == files[1]
-    assert {"index.json", "data.npy", "impact.npy", "texts.bin"} <= set(files[0])
+    assert {"index.json", "docs.npy", "impact_docs.npy", "fuzzy_keys.npy", "texts.bin"} <= set(files[0])
 
 
 def test_tantivy_rebuild_gives_the_same_results(tmp_path):

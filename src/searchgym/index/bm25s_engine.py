@@ -1,14 +1,21 @@
-"""BM25 over the score matrix built by the `bm25s` library, queried with a lean numpy path.
+"""BM25 over the score matrix built by the `bm25s` library, queried with an exact top-k in a few numpy calls.
 
-bm25s computes every (term, document) BM25 weight at index time and stores them as a CSC matrix
-(`data`, `indices`, `indptr`); a query is then a sum of a few posting lists. We keep bm25s's index math but
-replace its per-query machinery (tokeniser objects, weight masks, a sort over the whole corpus) with cached
-stemming, a dict lookup per word and an exact top-k that rarely touches whole posting lists (`_top_k`).
-The index also stores each list's weight order (`impact`). Arrays are .npy files: loading never re-tokenises.
+bm25s computes every (term, document) BM25 weight at index time (Lucene's formula); a query's score for a
+document is then a sum of one weight per query term. We keep bm25s's index math and replace its per-query
+machinery (tokeniser objects, a dense score vector over the whole corpus) with cached stemming, a dict lookup
+per word and the threshold algorithm over two layouts of every posting list:
+
+- `docs` / `weights`: each list in document order, followed by a sentinel (document `num_docs`, weight 0), so a
+  binary search for any document lands on a valid slot and finds its weight in that list, or 0;
+- `impact_docs` / `impact_weights`: the first `impact_depth` postings of every list longer than `WHOLE_LIST`,
+  in weight order (ties in document order).
+
+Arrays are .npy files read whole at load; nothing is compiled, tokenised or warmed up.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +25,19 @@ import numpy as np
 from searchgym.config import YamlConfig
 from searchgym.index.base import IndexBackend
 from searchgym.index.docstore import DocStore
-from searchgym.index.text import FuzzyVocab, Tokenizer
+from searchgym.index.text import WORD, FuzzyVocab, Tokenizer
 from searchgym.io import write_json
 from searchgym.types import Document, SearchHit
 
-FIRST_DEPTH = 64  # documents taken from the top of each long posting list on the first pass
-DENSE_FRACTION = 0.2  # above this many candidates per document, scoring densely over the corpus is cheaper
+WHOLE_LIST = 64  # lists this short are always read whole: cheaper than bounding them
+FIRST_DEPTH = 16  # postings taken from the top of each longer list on the first pass
+SMALL = 64  # first passes with at most this many candidate postings run in plain Python (`_ranked_small`)
+# Relative costs (measured on 100k documents) for choosing the second pass: merging one posting into the
+# candidates, one binary search of a candidate in one list, adding one posting to a corpus-wide sum and
+# scanning one document of that sum.
+MERGE, LOOKUP, DENSE_POSTING, DENSE_DOC = 20.0, 25.0, 5.0, 1.6
+ARRAYS = ("docs", "weights", "starts", "impact_docs", "impact_weights", "impact_starts")
+FUZZY_ARRAYS = ("fuzzy_keys", "fuzzy_terms")  # FuzzyVocab's deletion index; memory-mapped (rarely read)
 
 
 @dataclass
@@ -36,19 +50,33 @@ class Bm25sConfig(YamlConfig):
     fuzzy_weight: float = (
         0.25  # a typo match counts this much of an exact match (Meilisearch ranks exact first)
     )
+    # postings kept in weight order per long list; a query that needs more reads the list whole. Speed
+    # only: results are exact at any depth.
+    impact_depth: int = 4096
 
 
 class Bm25sEngine(IndexBackend):
     name = "bm25s"
     config_class = Bm25sConfig
 
-    def __init__(self, store: DocStore, vocab: list[str], data, indices, indptr, impact, config: Bm25sConfig):
+    def __init__(self, store: DocStore, vocab: list[str], arrays: dict[str, np.ndarray], config: Bm25sConfig):
         self.store, self.config = store, config
         self.vocab = {t: i for i, t in enumerate(vocab)}
-        self.data, self.indices, self.indptr = data, indices, indptr
-        self.impact = impact  # positions into data/indices, each term's postings by weight, highest first
+        for name in ARRAYS + FUZZY_ARRAYS:
+            setattr(self, name, arrays[name])
+        starts, impact_starts = arrays["starts"], arrays["impact_starts"]
+        # per term: [first posting, postings (sentinel excluded), first impact posting, impact postings]
+        self.meta = np.stack(
+            [starts[:-1], np.diff(starts) - 1, impact_starts[:-1], np.diff(impact_starts)], axis=1
+        )
+        self.num_docs = len(store)
         self.tokenizer = Tokenizer()
-        self.fuzzy = FuzzyVocab(self.vocab, config.fuzzy_min_chars) if config.fuzzy else None
+        self.fuzzy = (
+            FuzzyVocab(vocab, arrays["fuzzy_keys"], arrays["fuzzy_terms"], config.fuzzy_min_chars)
+            if config.fuzzy
+            else None
+        )
+        self._terms: dict[str, tuple[tuple[int, float], ...]] = {}  # query word -> weighted term ids
 
     # ---- building -------------------------------------------------------------------------------------
     @classmethod
@@ -67,8 +95,9 @@ class Bm25sEngine(IndexBackend):
             vocab[""] = 0  # bm25s needs at least one column; the empty term never matches a query
         model = bm25s.BM25(k1=config.k1, b=config.b, method="lucene")
         m = model.build_index_from_ids(list(range(len(vocab))), corpus_ids, show_progress=False)
-        data, indices, indptr, impact = _orders(m["data"], m["indices"], m["indptr"])
-        return cls(DocStore.from_documents(docs), list(vocab), data, indices, indptr, impact, config)
+        arrays = _arrays(m["data"], m["indices"], m["indptr"], len(docs), config.impact_depth)
+        arrays["fuzzy_keys"], arrays["fuzzy_terms"] = FuzzyVocab.index(list(vocab))
+        return cls(DocStore.from_documents(docs), list(vocab), arrays, config)
 
     @classmethod
     def build_into(cls, docs: list[Document], directory: Path, config: Bm25sConfig | None = None) -> None:
@@ -76,97 +105,222 @@ class Bm25sEngine(IndexBackend):
 
     def save(self, directory: Path) -> None:
         self.store.save(directory)
-        np.save(directory / "data.npy", np.asarray(self.data, dtype=np.float32))
-        np.save(directory / "indices.npy", np.asarray(self.indices, dtype=np.int32))
-        np.save(directory / "indptr.npy", np.asarray(self.indptr, dtype=np.int64))
-        np.save(directory / "impact.npy", np.asarray(self.impact, dtype=_position_dtype(len(self.data))))
+        for name in ARRAYS + FUZZY_ARRAYS:
+            np.save(directory / f"{name}.npy", getattr(self, name))
         (directory / "vocab.json").write_text(json.dumps(list(self.vocab), ensure_ascii=False))
         write_json(directory / "config.json", self.config.to_dict())
 
     @classmethod
     def load(cls, directory: Path, **overrides) -> Bm25sEngine:
         config = Bm25sConfig.from_dict({**json.loads((directory / "config.json").read_text()), **overrides})
-        # read whole (~50 MB for 100k documents, tens of ms): memory-mapping would fault pages in one by
-        # one during the first queries, which costs more than reading them up front
-        arrays = [np.load(directory / f"{n}.npy") for n in ("data", "indices", "indptr", "impact")]
+        # read whole: memory-mapping would fault pages in one by one during the first queries
+        arrays = {n: np.load(directory / f"{n}.npy") for n in ARRAYS}
+        arrays |= {n: np.load(directory / f"{n}.npy", mmap_mode="r") for n in FUZZY_ARRAYS}
         vocab = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
-        return cls(DocStore.load(directory), vocab, *arrays, config)
+        return cls(DocStore.load(directory), vocab, arrays, config)
 
     # ---- querying -------------------------------------------------------------------------------------
+    def _word_terms(self, word: str) -> tuple[tuple[int, float], ...]:
+        """A lower-cased query word's weighted term ids: none for a stop word, its stem (weight 1) if indexed,
+        else every vocabulary term within one edit of the word or its stem at `fuzzy_weight` (so a typo match
+        never outranks an exact one on a rare word)."""
+        if not self.tokenizer.keeps(word):
+            return ()
+        i = self.vocab.get(self.tokenizer.stem(word))
+        if i is not None:
+            return ((i, 1.0),)
+        if self.fuzzy is None:
+            return ()
+        stem = self.tokenizer.stem(word)
+        near = sorted(set(self.fuzzy.candidates(word)) | set(self.fuzzy.candidates(stem)))
+        return tuple((j, self.config.fuzzy_weight) for j in near)
+
     def query_terms(self, query: str) -> dict[int, float]:
-        """Term id -> weight: 1 per occurrence of a known word, `fuzzy_weight` for each one-edit neighbour of
-        an unknown word (so a typo match never outranks an exact one on a rare word)."""
+        """Term id -> weight summed over the query's words."""
         terms: dict[int, float] = {}
-        for word in self.tokenizer.words(query):
-            stem = self.tokenizer.stem(word)
-            i = self.vocab.get(stem)
-            if i is not None:
-                terms[i] = terms.get(i, 0.0) + 1.0
-            elif self.fuzzy is not None:
-                for j in set(self.fuzzy.candidates(word)) | set(self.fuzzy.candidates(stem)):
-                    terms[j] = terms.get(j, 0.0) + self.config.fuzzy_weight
+        cache = self._terms
+        for word in WORD.findall(query.lower()):
+            found = cache.get(word)
+            if found is None:
+                found = self._word_terms(word)
+                if len(cache) < 1_000_000:
+                    cache[word] = found
+            for i, w in found:
+                terms[i] = terms.get(i, 0.0) + w
         return terms
 
     def search(self, query: str, k: int = 5) -> list[SearchHit]:
         terms = self.query_terms(query)
         if not terms or k < 1:
             return []
-        docs, scores = self._top_k(terms, k)
-        return [self.store.hit(int(d), float(s)) for d, s in zip(docs, scores, strict=True)]
+        return self.store.hits(*self._top_k(terms, k))
 
     def _posting(self, t: int) -> tuple[np.ndarray, np.ndarray]:
-        s, e = self.indptr[t], self.indptr[t + 1]
-        return self.indices[s:e], self.data[s:e]
+        """Documents (ascending) and weights of term `t`'s posting list."""
+        s, n = int(self.meta[t, 0]), int(self.meta[t, 1])
+        return self.docs[s : s + n], self.weights[s : s + n]
 
     def _top_k(self, query_terms: dict[int, float], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exact BM25 top-k without scoring every posting list in full.
+        """Exact BM25 top-k (score descending, then document order) without reading long lists whole.
 
-        1. Threshold pass: candidates are the first FIRST_DEPTH documents of each posting list in weight
-           order (all of a short list), scored exactly by binary search in each doc-ordered list. Their k-th
-           score is a floor that the true top-k reaches. A document outside the candidates scores at most
-           the sum of the lists' cut-off weights; if that is below the floor, the candidates hold the top-k.
-        2. MaxScore: otherwise, the lists with the smallest maximum weights whose maxima sum below the floor
-           cannot lift a document into the top-k on their own, so candidates come only from the other lists.
-        3. If those lists are still long, accumulate them densely over the corpus.
-        Ties break by document order, so results are deterministic.
+        First pass: candidates are every document of the short lists and the first FIRST_DEPTH documents of
+        each long list in weight order, all scored exactly. Their k-th score is a floor that the true top-k
+        reaches. A document outside the candidates scores at most the sum of the weights at which the long
+        lists were cut (the bound); if that is below the floor, the candidates hold the top-k. Otherwise
+        `_plan` picks, knowing the floor, how deep to read each long list (or whether to read them all), and
+        that second pass is final.
         """
-        terms = np.fromiter(query_terms, dtype=np.int64, count=len(query_terms))
-        counts = np.fromiter(query_terms.values(), dtype=np.float32, count=len(query_terms))
-        starts, lengths = self.indptr[terms], self.indptr[terms + 1] - self.indptr[terms]
-        postings = [self._posting(int(t)) for t in terms]
-        take = np.minimum(lengths, max(k, FIRST_DEPTH))
-        parts = [self.indices[self.impact[s : s + n]] for s, n in zip(starts, take, strict=True)]
-        cands = _union(parts)
-        scores = self._exact(cands, postings, counts)
-        cut = take < lengths
-        if not cut.any():
-            return _ranked(cands, scores, k)
-        floor = np.float32(0.0)
-        if len(cands) >= k:
-            floor = np.partition(scores, len(cands) - k)[len(cands) - k]  # k documents score at least this
-            tail = (self.data[self.impact[starts[cut] + take[cut] - 1]] * counts[cut]).sum()
-            if tail < floor:
-                return _ranked(cands, scores, k)
-        upper = self.data[self.impact[starts]] * counts  # each list's largest contribution
-        by_upper = np.argsort(upper, kind="stable")
-        skip = int(np.searchsorted(np.cumsum(upper[by_upper]), floor)) if floor > 0 else 0
-        essential = np.sort(by_upper[skip:])
-        if lengths[essential].sum() <= DENSE_FRACTION * len(self.store):
-            cands = _union([postings[j][0] for j in essential])
-            return _ranked(cands, self._exact(cands, postings, counts), k)
-        acc = np.zeros(len(self.store), dtype=np.float32)
-        for (docs, weights), c in zip(postings, counts, strict=True):
-            acc[docs] += weights * np.float32(c)  # a document occurs once per posting list
-        top = np.flatnonzero(acc >= floor) if floor > 0 else np.flatnonzero(acc)
-        return _ranked(top, acc[top], k)
+        terms = sorted(query_terms)
+        counts = [query_terms[t] for t in terms]
+        meta = self.meta[terms].tolist()
+        short = [j for j, m in enumerate(meta) if m[3] == 0]
+        long = [j for j, m in enumerate(meta) if m[3] > 0]
+        if len(terms) == 1 and long and k <= meta[0][3]:  # one list: its top-k heads its weight order
+            s = meta[0][2]
+            return self.impact_docs[s : s + k], self.impact_weights[s : s + k].astype(np.float64) * counts[0]
+        depth = [min(max(k, FIRST_DEPTH), meta[j][3]) for j in long]
+        if sum(meta[j][1] for j in short) + sum(depth) <= SMALL:
+            docs, scores = self._ranked_small(meta, counts, short, long, depth, k)
+        else:
+            docs, scores = _ranked(*self._score(meta, counts, short, long, depth), k)
+        if not long:
+            return docs, scores
+        floor = float(scores[-1]) if len(scores) == k else 0.0
+        if self._bound(meta, counts, long, depth) < floor:
+            return docs, scores
+        plan = self._plan(meta, counts, short, long, floor)
+        if plan is None:
+            return self._dense(meta, counts, floor, k)
+        return _ranked(*self._score(meta, counts, *plan), k)
 
-    @staticmethod
-    def _exact(cands: np.ndarray, postings, counts) -> np.ndarray:
-        scores = np.zeros(len(cands), dtype=np.float32)
-        for (docs, weights), c in zip(postings, counts, strict=True):
-            pos = np.minimum(np.searchsorted(docs, cands), len(docs) - 1)
-            scores += np.where(docs[pos] == cands, weights[pos], 0.0) * c
-        return scores
+    def _bound(self, meta: list, counts: list[float], cut: list[int], depth: list[int]) -> float:
+        """The most a document outside the first `depth[i]` postings of every list `cut[i]` can score there."""
+        bound = 0.0
+        for j, d in zip(cut, depth, strict=True):
+            s, df, head = meta[j][2], meta[j][1], meta[j][3]
+            if d < df:  # past the stored head, every weight is at most the head's last one
+                bound += float(self.impact_weights[s + min(d, head - 1)]) * counts[j]
+        return bound
+
+    def _plan(
+        self, meta: list, counts: list[float], short: list[int], long: list[int], floor: float
+    ) -> tuple[list[int], list[int], list[int]] | None:
+        """The cheapest second pass whose bound is below `floor`: (lists read whole, lists cut, their
+        depths), or None when accumulating every list over the corpus (`_dense`) costs less.
+
+        Water-filling: the floor is shared among the long lists; a list whose largest weight is below its
+        share needs no candidates of its own (depth 0: it is only looked up), every other one is read down
+        to where its weights fall below the share, or whole if that is past its stored head.
+        """
+        uppers = sorted((float(self.impact_weights[meta[j][2]]) * counts[j], j) for j in long)
+        budget, left, cut, depth = floor, len(uppers), [], []
+        for upper, j in uppers:
+            if upper * left >= budget:
+                break
+            cut.append(j)
+            depth.append(0)
+            budget, left = budget - upper, left - 1
+        whole = list(short)
+        share = budget / left if left else 0.0
+        for _, j in uppers[len(cut) :]:
+            s, head = meta[j][2], meta[j][3]
+            # impact weights descend: count those at least share / count (the reversed view ascends)
+            m = head - int(np.searchsorted(self.impact_weights[s : s + head][::-1], share / counts[j]))
+            while m < head and float(self.impact_weights[s + m]) * counts[j] >= share:  # float rounding
+                m += 1
+            if m < head:
+                cut.append(j)
+                depth.append(m)
+            else:
+                whole.append(j)
+        postings = sum(m[1] for m in meta)
+        costs = {
+            "lists": (sum(meta[j][1] for j in whole) + sum(depth)) * (MERGE + LOOKUP * len(cut)),
+            "all": postings * MERGE,
+            "dense": postings * DENSE_POSTING + self.num_docs * DENSE_DOC,
+        }
+        best = min(costs, key=costs.__getitem__)
+        if best == "lists" and self._bound(meta, counts, cut, depth) < floor:
+            return whole, cut, depth
+        return (list(range(len(meta))), [], []) if best == "all" else None
+
+    def _dense(self, meta: list, counts: list[float], floor: float, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every list summed over the whole corpus (one bincount); only documents at or above `floor`, a
+        score the k-th result reaches, are ranked."""
+        docs = np.concatenate([self.docs[m[0] : m[0] + m[1]] for m in meta])
+        weights = np.concatenate(
+            [
+                self.weights[m[0] : m[0] + m[1]].astype(np.float64) * c
+                for m, c in zip(meta, counts, strict=True)
+            ]
+        )
+        scores = np.bincount(docs, weights, self.num_docs)
+        top = np.flatnonzero(scores >= floor) if floor > 0 else np.flatnonzero(scores)
+        return _ranked(top, scores[top], k)
+
+    def _score(
+        self, meta: list, counts: list[float], whole: list[int], cut: list[int], depth: list[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct candidates (ascending) and their exact scores: every document of the `whole` lists and
+        the first `depth[i]` documents in weight order of each list `cut[i]`. Whole lists add their weights
+        through one stable sort, cut lists are looked up by binary search. Weights are float32 and scores
+        float64 sums of at most a few dozen of them: exact, so every order of summation gives the same."""
+        parts, weights = [], []
+        for j in whole:
+            s, n = meta[j][0], meta[j][1]
+            parts.append(self.docs[s : s + n])
+            weights.append(self.weights[s : s + n].astype(np.float64) * counts[j])
+        heads = [self.impact_docs[meta[j][2] : meta[j][2] + d] for j, d in zip(cut, depth, strict=True) if d]
+        if len(parts) == 1 and not heads:
+            cands, scores = parts[0], weights[0]
+        else:
+            found = np.concatenate(parts + heads)
+            order = found.argsort(kind="stable")
+            found = found[order]
+            new = np.empty(len(found), dtype=bool)
+            new[:1] = True
+            np.not_equal(found[1:], found[:-1], out=new[1:])
+            cands = found[new]
+            if weights:
+                if heads:
+                    weights.append(np.zeros(len(found) - sum(len(p) for p in parts)))
+                scores = np.bincount(np.cumsum(new), np.concatenate(weights)[order], len(cands) + 1)[1:]
+            else:
+                scores = np.zeros(len(cands))
+        for j in cut:
+            s, n = meta[j][0], meta[j][1] + 1  # with the sentinel
+            docs = self.docs[s : s + n]
+            pos = docs.searchsorted(cands)
+            w = self.weights[s : s + n][pos].astype(np.float64)
+            w[docs[pos] != cands] = 0.0
+            scores += w * counts[j] if counts[j] != 1.0 else w
+        return cands, scores
+
+    def _ranked_small(
+        self, meta: list, counts: list[float], whole: list[int], cut: list[int], depth: list[int], k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`_ranked(*_score(...), k)` for a few dozen candidates, in Python: a numpy call costs about as
+        much as handling twenty candidates, and `_score` makes thirty of them."""
+        scores: dict[int, float] = {}
+        for j in whole:
+            s, n, c = meta[j][0], meta[j][1], counts[j]
+            for d, w in zip(self.docs[s : s + n].tolist(), self.weights[s : s + n].tolist(), strict=True):
+                scores[d] = scores.get(d, 0.0) + w * c
+        for j, d in zip(cut, depth, strict=True):
+            for doc in self.impact_docs[meta[j][2] : meta[j][2] + d].tolist():
+                scores.setdefault(doc, 0.0)
+        if cut:
+            cands = np.fromiter(scores, dtype=np.int32, count=len(scores))
+            for j in cut:
+                s, n, c = meta[j][0], meta[j][1] + 1, counts[j]
+                docs = self.docs[s : s + n]
+                pos = docs.searchsorted(cands)
+                found_docs, weights = docs[pos].tolist(), self.weights[s : s + n][pos].tolist()
+                for d, found, w in zip(scores, found_docs, weights, strict=True):
+                    if found == d:
+                        scores[d] += w * c
+        top = heapq.nsmallest(k, scores.items(), key=lambda x: (-x[1], x[0]))
+        return np.array([d for d, _ in top], dtype=np.int64), np.array([s for _, s in top], dtype=np.float64)
 
     def __len__(self) -> int:
         return len(self.store)
@@ -175,34 +329,44 @@ class Bm25sEngine(IndexBackend):
         return self.store.access(url)
 
 
-def _union(parts: list[np.ndarray]) -> np.ndarray:
-    """Sorted distinct document ids (np.unique's hash path is several times slower on these arrays)."""
-    a = np.concatenate(parts)
-    a.sort()
-    keep = np.empty(len(a), dtype=bool)
-    keep[:1] = True
-    np.not_equal(a[1:], a[:-1], out=keep[1:])
-    return a[keep]
-
-
 def _ranked(docs: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    order = np.lexsort((docs, -scores))[:k]  # score descending, then document order
+    """The k best (score descending, then document order)."""
+    if len(docs) > k:
+        keep = np.flatnonzero(scores >= np.partition(scores, len(docs) - k)[len(docs) - k])
+        docs, scores = docs[keep], scores[keep]
+    order = np.lexsort((docs, -scores))[:k]
     return docs[order], scores[order]
 
 
-def _position_dtype(n: int) -> type:
-    return np.int32 if n < 2**31 else np.int64
-
-
-def _orders(data, indices, indptr) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Posting lists sorted by document (for binary search) and each list's weight order (for top-m)."""
-    data, indices, indptr = (np.asarray(a) for a in (data, indices, indptr))
-    indptr = indptr.astype(np.int64)
-    column = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
-    unsorted = (np.diff(indices) <= 0) & (np.diff(column) == 0)
-    if unsorted.any():  # bm25s emits lists in document order already; sort only if that ever changes
+def _arrays(data, indices, indptr, num_docs: int, depth: int) -> dict[str, np.ndarray]:
+    """The engine's arrays from bm25s's CSC matrix (one column per term, rows in document order)."""
+    data, indices = np.asarray(data, dtype=np.float32), np.asarray(indices, dtype=np.int32)
+    indptr = np.asarray(indptr, dtype=np.int64)
+    df = np.diff(indptr)
+    column = np.repeat(np.arange(len(df), dtype=np.int64), df)
+    if ((np.diff(indices) <= 0) & (np.diff(column) == 0)).any():  # bm25s emits document order; keep it so
         by_doc = np.lexsort((indices, column))
         data, indices = data[by_doc], indices[by_doc]
-    data, indices = data.astype(np.float32), indices.astype(np.int32)
-    impact = np.lexsort((-data, column)).astype(_position_dtype(len(data)))  # stable: ties in document order
-    return data, indices, indptr, impact
+    starts = indptr + np.arange(len(indptr))  # one sentinel after each list
+    slot = np.arange(len(data)) + column
+    docs = np.full(len(data) + len(df), num_docs, dtype=np.int32)
+    weights = np.zeros(len(data) + len(df), dtype=np.float32)
+    docs[slot], weights[slot] = indices, data
+    # weight order within each list: positive float32 weights order like their bit patterns, so one stable
+    # sort of (column, -weight) as an int64 key keeps ties in document order
+    key = (column << 32) | (0xFFFFFFFF - data.view(np.uint32).astype(np.int64))
+    by_weight = np.argsort(key, kind="stable")
+    del key
+    head = np.where(df > WHOLE_LIST, np.minimum(df, depth), 0)
+    rank = np.arange(len(data)) - indptr[column]  # position of the sorted posting within its list
+    by_weight = by_weight[rank < head[column]]
+    impact_starts = np.zeros(len(indptr), dtype=np.int64)
+    np.cumsum(head, out=impact_starts[1:])
+    return {
+        "docs": docs,
+        "weights": weights,
+        "starts": starts,
+        "impact_docs": indices[by_weight],
+        "impact_weights": data[by_weight],
+        "impact_starts": impact_starts,
+    }

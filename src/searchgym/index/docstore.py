@@ -50,6 +50,23 @@ class DocStore:
     def hit(self, i: int, score: float) -> SearchHit:
         return SearchHit(self.ids[i], self.urls[i], self.titles[i], self.text(i), float(score))
 
+    def hits(self, docs: np.ndarray, scores: np.ndarray) -> list[SearchHit]:
+        """`hit` for many documents at once (one read of the offsets)."""
+        if isinstance(self._texts, list):
+            return [self.hit(i, s) for i, s in zip(docs.tolist(), scores.tolist(), strict=True)]
+        blob, offsets = self._texts
+        ids, urls, titles = self.ids, self.urls, self.titles
+        return [
+            SearchHit(ids[i], urls[i], titles[i], blob[a:b].decode("utf-8"), s)
+            for i, a, b, s in zip(
+                docs.tolist(),
+                offsets[docs].tolist(),
+                offsets[docs + 1].tolist(),
+                scores.tolist(),
+                strict=True,
+            )
+        ]
+
     def access(self, url: str) -> Document | None:
         i = self.index_of_url.get(url) if isinstance(url, str) else None
         return None if i is None else self.document(i)

@@ -7,8 +7,10 @@ results are cached per word (the same few thousand words recur in every query).
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Iterable
 
+import numpy as np
 import Stemmer
 
 WORD = re.compile(r"\w+")
@@ -24,7 +26,7 @@ class Tokenizer:
     """`tokenize(text) -> list[str]`: lower-case words, stop words removed, stemmed (cached)."""
 
     def __init__(self, stem: bool = True, stopwords: Iterable[str] = STOPWORDS):
-        self._stemmer = Stemmer.Stemmer("english") if stem else None
+        self._stemmer = Stemmer.Stemmer("english", 0) if stem else None  # 0: no second cache inside
         self._stopwords = frozenset(stopwords)
         self._cache: dict[str, str] = {}
 
@@ -35,6 +37,10 @@ class Tokenizer:
             if len(self._cache) < 1_000_000:
                 self._cache[word] = out
         return out
+
+    def keeps(self, word: str) -> bool:
+        """Whether a lower-cased word is indexed at all (not a stop word, not over MAX_TOKEN_CHARS)."""
+        return word not in self._stopwords and len(word) <= MAX_TOKEN_CHARS
 
     def words(self, text: str) -> list[str]:
         """Lower-cased words without stop words, not stemmed (what fuzzy matching compares)."""
@@ -59,37 +65,63 @@ class Tokenizer:
 
 
 class FuzzyVocab:
-    """Maps an out-of-vocabulary term to the vocabulary terms within one edit (insertion, deletion,
-    substitution or adjacent swap), by generating the term's one-edit variants and looking them up.
+    """Vocabulary terms within one edit (insertion, deletion, substitution or adjacent swap) of a word.
 
-    No precomputed structure, so nothing to build or load; a lookup costs ~50·len(term) dict probes and
-    only happens for words the index has never seen. Terms shorter than `min_chars` are never corrected
-    (too many neighbours to mean anything), as in Meilisearch's default typo rules.
+    A deletion index (SymSpell's idea): two strings are within one edit only if one is the other minus a
+    character or both give the same string when one character is deleted from each. The index holds the
+    crc32 of every term and of each of its one-character deletions (`index`: sorted keys and their term
+    ids), built with the index and saved next to it. A lookup hashes the word and its deletions (len + 1
+    keys, one binary search) and checks each term found exactly, so a hash collision never matches.
+    Words shorter than `min_chars` are never corrected (too many neighbours to mean anything), as in
+    Meilisearch's default typo rules.
     """
 
-    def __init__(self, vocab: dict[str, int], min_chars: int = 4):
-        self.vocab, self.min_chars = vocab, min_chars
-        self._alphabet: str | None = None
+    def __init__(self, vocab: list[str], keys: np.ndarray, terms: np.ndarray, min_chars: int = 4):
+        self.vocab, self.keys, self.terms, self.min_chars = vocab, keys, terms, min_chars
         self._cache: dict[str, list[int]] = {}  # per word, like the stem cache (agents repeat their typos)
 
-    def _edits(self, term: str) -> set[str]:
-        if self._alphabet is None:
-            self._alphabet = "".join(sorted(set().union(*self.vocab))) if self.vocab else ""
-        splits = [(term[:i], term[i:]) for i in range(len(term) + 1)]
-        out = {a + b[1:] for a, b in splits if b}
-        out |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
-        out |= {a + c + b[1:] for a, b in splits if b for c in self._alphabet}
-        out |= {a + c + b for a, b in splits for c in self._alphabet}
-        out.discard(term)
-        return out
+    @staticmethod
+    def index(vocab: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, term ids) sorted by key: the crc32 of every term and of its distinct deletions."""
+        keys, terms = [], []
+        for i, term in enumerate(vocab):
+            variants = {term, *(term[:j] + term[j + 1 :] for j in range(len(term)))}
+            keys.extend(_crc(v) for v in variants)
+            terms.extend([i] * len(variants))
+        keys_a, terms_a = np.asarray(keys, dtype=np.uint32), np.asarray(terms, dtype=np.int32)
+        order = np.lexsort((terms_a, keys_a))
+        return keys_a[order], terms_a[order]
 
-    def candidates(self, term: str) -> list[int]:
-        """Vocabulary ids within one edit of `term`, ascending (deterministic)."""
-        if len(term) < self.min_chars:
+    def candidates(self, word: str) -> list[int]:
+        """Vocabulary ids within one edit of `word`, ascending (deterministic)."""
+        if len(word) < self.min_chars:
             return []
-        found = self._cache.get(term)
+        found = self._cache.get(word)
         if found is None:
-            found = sorted(self.vocab[e] for e in self._edits(term) if e in self.vocab)
+            variants = {word, *(word[:j] + word[j + 1 :] for j in range(len(word)))}
+            probes = np.fromiter((_crc(v) for v in variants), dtype=np.uint32, count=len(variants))
+            lo = self.keys.searchsorted(probes, "left").tolist()
+            hi = self.keys.searchsorted(probes, "right").tolist()
+            ids = {t for a, b in zip(lo, hi, strict=True) if b > a for t in self.terms[a:b].tolist()}
+            found = sorted(t for t in ids if _one_edit(word, self.vocab[t]))
             if len(self._cache) < 100_000:
-                self._cache[term] = found
+                self._cache[word] = found
         return found
+
+
+def _crc(text: str) -> int:
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """True when b is one insertion, deletion, substitution or adjacent swap away from a."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    i, n = 0, min(len(a), len(b))
+    while i < n and a[i] == b[i]:
+        i += 1
+    if len(a) > len(b):
+        return a[i + 1 :] == b[i:]
+    if len(a) < len(b):
+        return a[i:] == b[i + 1 :]
+    return a[i + 1 :] == b[i + 1 :] or (a[i : i + 2] == b[i : i + 2][::-1] and a[i + 2 :] == b[i + 2 :])
