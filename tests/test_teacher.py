@@ -284,3 +284,31 @@ def test_teacher_config_errors():
             kind="openai", endpoint="http://127.0.0.1:9", model="t", api_key_env="NOT_SET_ANYWHERE"
         )
         make_teacher(cfg, None)
+
+
+def test_the_configured_teacher_can_also_generate(tok, models, tmp_path, monkeypatch):
+    """`teacher_generator`: the same config runs the teacher as a policy (teacher pass rates)."""
+    from searchgym.advantage.teacher import teacher_generator
+    from searchgym.rollout.generate import SamplingParams
+    from searchgym.rollout.hf import HFGenerator
+    from searchgym.rollout.openai import OpenAIGenerator
+
+    models[1].save_pretrained(tmp_path / "teacher")
+    tok.save_pretrained(tmp_path / "teacher")
+    gen, gen_tok = teacher_generator(TeacherConfig(kind="hf", path=str(tmp_path / "teacher")))
+    prompt = [tok("The capital of Norland is").input_ids]
+    params = SamplingParams(max_new_tokens=6, temperature=0)
+    assert (
+        gen.generate(prompt, params)[0].token_ids
+        == HFGenerator(models[1], tok).generate(prompt, params)[0].token_ids
+    )
+    assert gen_tok.get_vocab() == tok.get_vocab()
+    monkeypatch.setenv("TEACHER_KEY", "sk-test")
+    cfg = TeacherConfig(
+        kind="openai", endpoint="http://127.0.0.1:8000/v1", model="t", api_key_env="TEACHER_KEY"
+    )
+    served, _ = teacher_generator(cfg, tok)
+    assert isinstance(served, OpenAIGenerator) and served.url == "http://127.0.0.1:8000/v1/completions"
+    assert served.client.headers["Authorization"] == "Bearer sk-test" and tok.eos_token_id in served.eos_ids
+    with pytest.raises(ConfigError, match="teacher.path"):
+        teacher_generator(cfg)

@@ -336,16 +336,12 @@ def _hf_teacher(cfg: TeacherConfig, student_tokenizer: Any) -> TeacherScorer:
 
 @register_teacher("openai")
 def _openai_teacher(cfg: TeacherConfig, student_tokenizer: Any) -> TeacherScorer:
+    api_key = _api_key(cfg)
     teacher_tok = student_tokenizer
     if cfg.path:
         from transformers import AutoTokenizer
 
         teacher_tok = AutoTokenizer.from_pretrained(cfg.path, local_files_only=True)
-    api_key = None
-    if cfg.api_key_env:
-        api_key = os.environ.get(cfg.api_key_env)
-        if not api_key:
-            raise ConfigError(f"teacher.api_key_env: environment variable {cfg.api_key_env} is not set")
     return OpenAITeacher(
         cfg.endpoint,
         cfg.model,
@@ -357,6 +353,47 @@ def _openai_teacher(cfg: TeacherConfig, student_tokenizer: Any) -> TeacherScorer
         timeout=cfg.timeout,
         api_key=api_key,
     )
+
+
+def _api_key(cfg: TeacherConfig) -> str | None:
+    if not cfg.api_key_env:
+        return None
+    key = os.environ.get(cfg.api_key_env)
+    if not key:
+        raise ConfigError(f"teacher.api_key_env: environment variable {cfg.api_key_env} is not set")
+    return key
+
+
+def teacher_generator(cfg: TeacherConfig, tokenizer: Any = None) -> tuple[Any, Any]:
+    """(Generator, tokenizer) that runs the configured teacher *as a policy*, e.g. for `searchgym teacher passrate`:
+    hf loads `cfg.path`; openai generates at `cfg.endpoint` (token ids in and out) with `tokenizer`, or the one at
+    `cfg.path`."""
+    from searchgym.rollout.generate import make_generator
+
+    if cfg.kind == "hf":
+        from searchgym.models.load import load_model_and_tokenizer
+
+        model, tok = load_model_and_tokenizer(cfg.path, dtype=cfg.dtype)
+        return make_generator("hf", model=model, tokenizer=tok), tok
+    if cfg.kind == "openai":
+        if cfg.path:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(cfg.path, local_files_only=True)
+        if tokenizer is None:
+            raise ConfigError(
+                "teacher.kind=openai: give teacher.path (a local copy of the served model's tokenizer)"
+            )
+        gen = make_generator(
+            "openai",
+            base_url=cfg.endpoint,
+            model=cfg.model,
+            tokenizer=tokenizer,
+            timeout=cfg.timeout,
+            api_key=_api_key(cfg),
+        )
+        return gen, tokenizer
+    raise ConfigError(f"teacher.kind: {cfg.kind!r} cannot generate; use hf or openai")
 
 
 def make_teacher(cfg: TeacherConfig, student_tokenizer: Any) -> TeacherScorer | None:
