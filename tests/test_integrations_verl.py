@@ -176,20 +176,26 @@ def dataset_rows(path: Path, tokenizer, **config) -> list[dict]:
 
 PLUGIN_CHECK = """
 import verl
+from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
 from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
-print("searchgym" in _agent_loop_registry)
+from verl.trainer.ppo.v1 import get_trainer_cls
+print(sorted(k for k in ADV_ESTIMATOR_REGISTRY if k.startswith("searchgym_")), "searchgym" in _agent_loop_registry,
+      get_trainer_cls("searchgym_sync").__name__)
 """
 
 
 def test_plugin_registers_on_plain_import_verl(tmp_path):
     from importlib.metadata import entry_points
 
+    from searchgym.advantage.estimators import ESTIMATORS
+
     assert [e.value for e in entry_points(group="verl.plugins") if e.name == "searchgym"] == [
         "searchgym.integrations.verl"
     ], "the installed searchgym lacks its verl.plugins entry point: reinstall (pip install -e .)"
     r = subprocess.run([sys.executable, "-c", PLUGIN_CHECK], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.strip().splitlines()[-1] == "True"
+    expected = sorted(f"searchgym_{name}" for name in ESTIMATORS)
+    assert r.stdout.strip().splitlines()[-1] == f"{expected} True SearchGymTrainer"
 
 
 @pytest.mark.slow
@@ -200,12 +206,13 @@ def test_plugin_registers_inside_a_ray_worker():
     def registries():
         import verl  # noqa: F401  (the worker process imports verl, which loads the plugins)
         from verl.experimental.agent_loop.agent_loop import _agent_loop_registry
+        from verl.trainer.ppo.core_algos import ADV_ESTIMATOR_REGISTRY
 
-        return "searchgym" in _agent_loop_registry
+        return "searchgym" in _agent_loop_registry, "searchgym_trac" in ADV_ESTIMATOR_REGISTRY
 
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
-        assert ray.get(registries.remote(), timeout=300) is True
+        assert ray.get(registries.remote(), timeout=300) == (True, True)
     finally:
         ray.shutdown()
 

@@ -5,6 +5,8 @@ Importing this package registers, with verl's own registries in this process:
 | registry | names | module |
 | --- | --- | --- |
 | agent loops (`agent_name` column, `rollout.agent.default_agent_loop`) | `searchgym` | `agent_loop.SearchGymAgentLoop` |
+| advantage estimators (`algorithm.adv_estimator`) | `searchgym_<name>` for every estimator of `searchgym.advantage` (`searchgym_trac`, `searchgym_grpo`, …) | `advantage` |
+| v1 trainers (`trainer.v1.trainer_mode`) | `searchgym_sync` | `advantage.SearchGymTrainer` |
 
 plus the tool classes of verl's tool agent (`tools.SearchGymTool`, `tools.write_tool_config`). verl imports it in
 every process (driver, TaskRunner, agent-loop and reward workers) through the `verl.plugins` entry point in
@@ -22,6 +24,6 @@ except ImportError as e:  # pragma: no cover - depends on the install
         'pip install --no-deps "verl==0.9.1" (docs/integrations.md)'
     ) from e
 
-from searchgym.integrations.verl import agent_loop, tools  # noqa: E402  (registers the agent loop)
+from searchgym.integrations.verl import advantage, agent_loop, tools  # noqa: E402  (registers everything)
 
-__all__ = ["agent_loop", "tools"]
+__all__ = ["advantage", "agent_loop", "tools"]

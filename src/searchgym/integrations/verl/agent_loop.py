@@ -35,11 +35,10 @@ from searchgym.advantage.teacher import TeacherScorer, make_teacher
 from searchgym.env.env import SearchEnv
 from searchgym.integrations.export import AGENT_NAME
 from searchgym.integrations.verl import runtime
+from searchgym.integrations.verl.advantage import TEACHER_FIELDS
 from searchgym.rollout.adapters import to_verl
 from searchgym.rollout.episodes import RolloutConfig, Trajectory, rollout
 from searchgym.rollout.generate import Generation, Generator, SamplingParams, StopChecker, eos_token_ids
-
-TEACHER_FIELDS = ("teacher_logp", "teacher_entropy", "teacher_max_logp")  # per response token, or None
 
 _teachers: dict[str, TeacherScorer | None] = {}
 
@@ -107,18 +106,19 @@ def _teacher(cfg: dict[str, Any] | None, tokenizer: Any) -> TeacherScorer | None
     return _teachers[key]
 
 
-def teacher_fields(teacher: TeacherScorer | None, tr: Trajectory) -> dict[str, list[float] | None]:
+def teacher_fields(teacher: TeacherScorer | None, tr: Trajectory) -> dict[str, Any]:
     """The teacher's view of every response token (0 on observation tokens), aligned with `response_ids`; None
     for every field without a teacher (each sample carries the same keys)."""
     if teacher is None:
-        return dict.fromkeys(TEACHER_FIELDS)
+        return dict.fromkeys((*TEACHER_FIELDS, "teacher_vocab_size"))
     mask = [0] * len(tr.prompt_ids) + list(tr.env_mask)
     scores = teacher.score_full([tr.prompt_ids + tr.completion_ids], [mask])
     start = len(tr.prompt_ids)
-    return {
+    fields: dict[str, Any] = {
         name: values[0, start : start + len(tr.completion_ids)].tolist()
         for name, values in zip(TEACHER_FIELDS, scores, strict=True)
     }
+    return fields | {"teacher_vocab_size": teacher.vocab_size}
 
 
 @register(AGENT_NAME)
