@@ -1,11 +1,23 @@
-"""Search benchmark on one world: index build, load, single/batched query throughput and latency per backend,
-rank_bm25 as the naive baseline, and the HTTP service under 1, 8 and 16 concurrent clients.
+"""Search benchmark: our engines next to the peers, on the same world corpus and the same agent queries.
 
-    .venv/bin/python bench/bench_search.py --entities 100000          # builds the world once, then reuses it
-    .venv/bin/python bench/bench_search.py --world WORLD --queries 2000
+    .venv/bin/python bench/bench_search.py --sizes 10000 100000 1000000 \
+        --peer-python /work/venvs/searchpeers/bin/python [--pyserini-python /work/venvs/pyserini/bin/python]
 
-Queries are what agents and verification send: "<holder name> <relation query phrase>" for random edges.
-Writes bench/results/search.json.
+Per corpus size: a world is built once under --work (verify=False: only its corpus is needed), 2,000 agent
+queries are drawn from it (names, facts, questions, reverse look-ups, typos; `make_queries`), every engine's
+index is built once, then each round starts every engine in a fresh process, one after another (so a change in
+machine load hits every engine of a round alike), and measures: load time, first-query latency, single-query
+and batch-16 throughput, recall@5 of the holder article, peak RSS. Figures are medians over the rounds.
+Writes bench/results/search.json and prints the table with each engine's ratio to bm25s + numba.
+
+Engines (`ENGINES`): searchgym's bm25s and tantivy backends; bm25s 0.3.16 used directly (numpy and numba
+backends, its own tokenizer and stemmer); tantivy 0.27 used directly (en_stem fields, lenient query parser);
+rank_bm25 on a query subsample (it scores every document in Python); Pyserini (Lucene) when its interpreter is
+given and runs. Peers run under --peer-python, a venv holding only them (`bench/README.md`); a peer that cannot
+run is skipped with the reason printed and recorded.
+
+The worker half of this file (`worker`, run as `bench_search.py worker ENGINE ...`) imports nothing from
+searchgym unless the engine is ours, so it runs in the peers' venv.
 """
 
 from __future__ import annotations
@@ -13,284 +25,495 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
-import socket
+import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
-import httpx
-import numpy as np
+KINDS = ("name", "fact", "question", "reverse", "typo")
+# ours: full hits (id, url, title, page text, score), as agents get them; "-ids": `rank`, ids and scores only,
+# what the peers return
+OURS = {
+    "searchgym-bm25s": "bm25s",
+    "searchgym-bm25s-ids": "bm25s",
+    "searchgym-tantivy": "tantivy",
+    "searchgym-tantivy-ids": "tantivy",
+}
+PEERS = ("bm25s-numpy", "bm25s-numba", "tantivy", "rank_bm25", "pyserini")
+ENGINES = (*OURS, *PEERS)
+BATCH = 16
+K = 5
 
-from searchgym.index.build import build_index, load_engine
-from searchgym.io import write_json
-from searchgym.world.store import World
+
+# ---- queries ----------------------------------------------------------------------------------------------
+def _typo(rng, word: str) -> str:
+    """One edit (deletion, substitution, adjacent swap or insertion) of `word`."""
+    i, c = rng.randrange(len(word)), rng.choice("abcdefghijklmnopqrstuvwxyz")
+    op = rng.choice(("delete", "substitute", "swap", "insert"))
+    if op == "delete":
+        return word[:i] + word[i + 1 :]
+    if op == "substitute":
+        return word[:i] + (c if c != word[i].lower() else "z") + word[i + 1 :]
+    if op == "swap" and i < len(word) - 1 and word[i] != word[i + 1]:
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+    return word[:i] + c + word[i:]
 
 
-def percentiles(latencies_s: list[float]) -> dict[str, float]:
-    a = np.asarray(latencies_s) * 1000
-    return {"p50_ms": round(float(np.percentile(a, 50)), 3), "p99_ms": round(float(np.percentile(a, 99)), 3)}
+def make_queries(world, n: int, seed: int = 0) -> list[tuple[str, str, str]]:
+    """(kind, query, doc id of the holder article), n/5 of each kind:
+
+    name: an entity's name; fact: "<holder name> <relation query phrase>"; question: a relation or attribute
+    question of the schema about the holder; reverse: two facts of one holder by their other ends
+    ("born in Pubrarburg citizen of Lorora"), only where exactly one entity holds both; typo: a name or fact
+    query with one edit in a word of 5+ letters.
+    """
+    import random
+
+    rng = random.Random(seed)
+    per, schema = n // len(KINDS), world.schema
+    entities, edges = list(world.entities.values()), world.edges
+
+    def name(eid: str) -> str:
+        return world.entities[eid].name
+
+    def article(eid: str) -> str:
+        return world.doc_of(eid).id
+
+    out = [("name", e.name, article(e.id)) for e in rng.sample(entities, per)]
+    for e in rng.sample(edges, per):
+        holder = world.holder(e)
+        out.append(
+            ("fact", f"{name(holder)} {rng.choice(schema.relation(e.relation).query)}", article(holder))
+        )
+    questions: list[tuple[str, str, str]] = []
+    while len(questions) < per:
+        if rng.random() < 0.5:
+            e = rng.choice(edges)
+            holder, templates = world.holder(e), schema.relation(e.relation).questions
+        else:
+            ent = rng.choice(entities)
+            attrs = [a for a in schema.entity_type(ent.type).attributes if a.questions]
+            holder, templates = ent.id, rng.choice(attrs).questions if attrs else ()
+        if templates:
+            questions.append(("question", rng.choice(templates).format(x=name(holder)), article(holder)))
+    out += questions
+    held: dict[str, list[tuple[str, str]]] = {}
+    holders_of: dict[tuple[str, str], set[str]] = {}
+    for e in edges:
+        holder, other = world.orient(e)
+        held.setdefault(holder, []).append((e.relation, other))
+        holders_of.setdefault((e.relation, other), set()).add(holder)
+    multi = sorted(h for h, facts in held.items() if len({r for r, _ in facts}) >= 2)
+    reverse: list[tuple[str, str, str]] = []
+    while len(reverse) < per:
+        holder = rng.choice(multi)
+        (r1, o1), (r2, o2) = rng.sample(held[holder], 2)
+        if r1 == r2 or len(holders_of[(r1, o1)] & holders_of[(r2, o2)]) != 1:
+            continue
+        p1, p2 = rng.choice(schema.relation(r1).query), rng.choice(schema.relation(r2).query)
+        reverse.append(("reverse", f"{p1} {name(o1)} {p2} {name(o2)}", article(holder)))
+    out += reverse
+    for _, query, target in rng.sample(out[: 2 * per], per):
+        words = query.split()
+        long = [i for i, w in enumerate(words) if len(w) >= 5 and w.isalpha()]
+        if long:
+            i = rng.choice(long)
+            words[i] = _typo(rng, words[i])
+        out.append(("typo", " ".join(words), target))
+    return out
 
 
-def get_world(args) -> World:
-    path = Path(args.world or f"/tmp/searchgym-bench/world{args.entities}")
+# ---- engines (worker side) --------------------------------------------------------------------------------
+def _corpus(world: Path) -> tuple[list[str], list[str]]:
+    ids, texts = [], []
+    with open(world / "corpus.jsonl", encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            ids.append(row["id"])
+            texts.append(f"{row['title']}\n{row['text']}")
+    return ids, texts
+
+
+class Ours:
+    def __init__(self, world: Path, backend: str, ids_only: bool):
+        from searchgym.index.build import load_engine
+
+        self.engine, self.ids_only = load_engine(world, backend), ids_only
+
+    def search(self, q: str) -> list[str]:
+        if self.ids_only:
+            return [i for i, _ in self.engine.rank(q, K)]
+        return [h.doc_id for h in self.engine.search(q, K)]
+
+    def batch(self, qs: list[str]) -> list[list[str]]:
+        if self.ids_only:
+            return [[i for i, _ in self.engine.rank(q, K)] for q in qs]
+        return [[h.doc_id for h in hits] for hits in self.engine.batch_search(qs, K)]
+
+
+class Bm25sDirect:
+    """bm25s as its README uses it: bm25s.tokenize with stop words and a Snowball stemmer, BM25().index."""
+
+    def __init__(self, world: Path, store: Path, backend: str):
+        import bm25s
+        import Stemmer
+
+        self.bm25s, self.stemmer = bm25s, Stemmer.Stemmer("english")
+        self.model = bm25s.BM25.load(store, backend=backend, show_progress=False)
+        self.model.backend = backend
+        self.ids = json.loads((store / "ids.json").read_text())
+
+    @staticmethod
+    def build(world: Path, store: Path) -> None:
+        import bm25s
+        import Stemmer
+
+        ids, texts = _corpus(world)
+        tokens = bm25s.tokenize(
+            texts, stopwords="en", stemmer=Stemmer.Stemmer("english"), show_progress=False
+        )
+        model = bm25s.BM25()
+        model.index(tokens, show_progress=False)
+        model.save(store)
+        (store / "ids.json").write_text(json.dumps(ids))
+
+    def _tokens(self, qs: list[str]):
+        return self.bm25s.tokenize(
+            qs, stopwords="en", stemmer=self.stemmer, show_progress=False, return_ids=False
+        )
+
+    def batch(self, qs: list[str]) -> list[list[str]]:
+        docs, _ = self.model.retrieve(self._tokens(qs), k=K, show_progress=False, n_threads=1)
+        return [[self.ids[i] for i in row] for row in docs.tolist()]
+
+    def search(self, q: str) -> list[str]:
+        return self.batch([q])[0]
+
+
+class TantivyDirect:
+    """tantivy with two en_stem text fields and its lenient query parser over both."""
+
+    def __init__(self, world: Path, store: Path):
+        import tantivy
+
+        self.index = tantivy.Index.open(str(store))
+        self.searcher = self.index.searcher()
+        self.ids = json.loads((store / "ids.json").read_text())
+
+    @staticmethod
+    def build(world: Path, store: Path) -> None:
+        import tantivy
+
+        b = tantivy.SchemaBuilder()
+        b.add_text_field("title", tokenizer_name="en_stem")
+        b.add_text_field("body", tokenizer_name="en_stem")
+        b.add_unsigned_field("idx", fast=True)
+        index = tantivy.Index(b.build(), path=str(store))
+        writer = index.writer(heap_size=256_000_000, num_threads=1)
+        ids, texts = _corpus(world)
+        for i, text in enumerate(texts):
+            title, _, body = text.partition("\n")
+            writer.add_document(tantivy.Document(title=title, body=body, idx=i))
+        writer.commit()
+        writer.wait_merging_threads()
+        (store / "ids.json").write_text(json.dumps(ids))
+
+    def search(self, q: str) -> list[str]:
+        query, _ = self.index.parse_query_lenient(q, ["title", "body"])
+        hits = self.searcher.search(query, K).hits
+        positions = self.searcher.fast_field_values("idx", [a for _, a in hits]) if hits else []
+        return [self.ids[int(i)] for i in positions]
+
+    def batch(self, qs: list[str]) -> list[list[str]]:
+        return [self.search(q) for q in qs]
+
+
+class RankBm25:
+    """rank_bm25's BM25Okapi (scores every document per query in numpy), with bm25s's tokenizer."""
+
+    def __init__(self, world: Path, store: Path):
+        import bm25s
+        import Stemmer
+        from rank_bm25 import BM25Okapi
+
+        self.bm25s, self.stemmer = bm25s, Stemmer.Stemmer("english")
+        self.ids, texts = _corpus(world)
+        tokens = bm25s.tokenize(
+            texts, stopwords="en", stemmer=self.stemmer, show_progress=False, return_ids=False
+        )
+        self.model = BM25Okapi(tokens)
+
+    def search(self, q: str) -> list[str]:
+        import numpy as np
+
+        tokens = self.bm25s.tokenize(
+            [q], stopwords="en", stemmer=self.stemmer, show_progress=False, return_ids=False
+        )
+        scores = self.model.get_scores(tokens[0])
+        top = np.argsort(-scores, kind="stable")[:K]
+        return [self.ids[i] for i in top]
+
+    def batch(self, qs: list[str]) -> list[list[str]]:
+        return [self.search(q) for q in qs]
+
+
+class Pyserini:
+    """Pyserini's LuceneSearcher (BM25, k1 0.9 b 0.4 defaults) over a JsonCollection index."""
+
+    def __init__(self, world: Path, store: Path):
+        from pyserini.search.lucene import LuceneSearcher
+
+        self.searcher = LuceneSearcher(str(store / "index"))
+
+    @staticmethod
+    def build(world: Path, store: Path) -> None:
+        docs = store / "docs"
+        docs.mkdir(parents=True, exist_ok=True)
+        ids, texts = _corpus(world)
+        with open(docs / "docs.jsonl", "w", encoding="utf-8") as f:
+            for i, text in zip(ids, texts, strict=True):
+                f.write(json.dumps({"id": i, "contents": text}) + "\n")
+        cmd = [sys.executable, "-m", "pyserini.index.lucene", "--collection", "JsonCollection", "--input",
+               str(docs), "--index", str(store / "index"), "--generator", "DefaultLuceneDocumentGenerator",
+               "--threads", "1"]  # fmt: skip
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+    def search(self, q: str) -> list[str]:
+        return [h.docid for h in self.searcher.search(q, k=K)]
+
+    def batch(self, qs: list[str]) -> list[list[str]]:
+        out = self.searcher.batch_search(qs, [str(i) for i in range(len(qs))], k=K, threads=1)
+        return [[h.docid for h in out[str(i)]] for i in range(len(qs))]
+
+
+def open_engine(name: str, world: Path, store: Path):
+    if name in OURS:
+        return Ours(world, OURS[name], name.endswith("-ids"))
+    if name.startswith("bm25s-"):
+        return Bm25sDirect(world, store, name.split("-", 1)[1])
+    return {"tantivy": TantivyDirect, "rank_bm25": RankBm25, "pyserini": Pyserini}[name](world, store)
+
+
+def build_engine(name: str, world: Path, store: Path) -> None:
+    if name in OURS:
+        from searchgym.index.build import build_index
+
+        build_index(world, OURS[name], progress=False)
+    elif name.startswith("bm25s-"):
+        Bm25sDirect.build(world, store)
+    elif name in ("tantivy", "pyserini"):
+        {"tantivy": TantivyDirect, "pyserini": Pyserini}[name].build(world, store)
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM; ru_maxrss would report the parent's if that was larger)."""
+    with open("/proc/self/status") as f:
+        return next(int(x.split()[1]) / 1024 for x in f if x.startswith("VmHWM:"))
+
+
+def _timed(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of fn(): on a shared machine the CPU time is what the
+    engine costs, the wall time also holds waiting for a core."""
+    w, c = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w, time.process_time() - c
+
+
+def worker(args) -> None:
+    """One engine in this fresh process: load, first query, then single and batch-16 passes; JSON to stdout."""
+    world, store = Path(args.world), Path(args.store)
+    if args.build:
+        store.mkdir(parents=True, exist_ok=True)
+        build_engine(args.engine, world, store)
+        return
+    rows = json.loads(Path(args.queries).read_text())
+    if args.limit:
+        rows = rows[:: max(1, len(rows) // args.limit)][: args.limit]
+    queries = [q for _, q, _ in rows]
+    t = time.perf_counter()
+    engine = open_engine(args.engine, world, store)
+    load_s = time.perf_counter() - t
+    t = time.perf_counter()
+    engine.search(queries[0])  # includes any compilation or lazy set-up the engine does on first use
+    first_ms = 1000 * (time.perf_counter() - t)
+    results: list[list[str]] = []
+    single_wall, single_cpu = _timed(lambda: results.extend(engine.search(q) for q in queries))
+    batches = [queries[s : s + BATCH] for s in range(0, len(queries), BATCH)]
+    batch_wall, batch_cpu = _timed(lambda: [engine.batch(b) for b in batches])
+    found = {kind: [] for kind in KINDS}
+    for (kind, _, target), got in zip(rows, results, strict=True):
+        found[kind].append(target in got)
+    hits = [x for v in found.values() for x in v]
+    n = len(queries)
+    out = {
+        "load_s": round(load_s, 3),
+        "first_query_ms": round(first_ms, 2),
+        "single_qps": round(n / single_wall, 1),
+        "batch16_qps": round(n / batch_wall, 1),
+        "single_qps_cpu": round(n / single_cpu, 1),
+        "batch16_qps_cpu": round(n / batch_cpu, 1),
+        "recall@5": round(sum(hits) / len(hits), 4),
+        "recall@5_by_kind": {k: round(sum(v) / len(v), 4) for k, v in found.items() if v},
+        "queries": n,
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+    }
+    print("RESULT " + json.dumps(out), flush=True)
+
+
+# ---- driver -----------------------------------------------------------------------------------------------
+def _run(python: str, args: list[str], timeout: float) -> tuple[dict | None, str]:
+    """Run a worker; (result, error text)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    try:
+        p = subprocess.run(
+            [python, __file__, "worker", *args], capture_output=True, text=True, timeout=timeout, env=env
+        )
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout:.0f} s"
+    lines = [x for x in p.stdout.splitlines() if x.startswith("RESULT ")]
+    if p.returncode != 0:
+        return None, (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]
+    return (json.loads(lines[-1][7:]) if lines else {}), ""
+
+
+def get_world(work: Path, size: int):
+    from searchgym.world.build import WorldConfig, build_world
+    from searchgym.world.store import World
+
+    path = work / f"world{size}"
     if not (path / "manifest.json").is_file():
-        from searchgym.pipeline import build_world
-        from searchgym.world.build import WorldConfig
-
-        print(f"building a {args.entities}-entity world at {path} (verify=False) ...", flush=True)
+        print(f"building a {size:,}-entity world at {path} (verify=False) ...", flush=True)
         t = time.perf_counter()
-        build_world(WorldConfig(num_entities=args.entities, seed=0, verify=False), path, overwrite=True)
-        print(f"  world built in {time.perf_counter() - t:.1f} s", flush=True)
+        build_world(
+            WorldConfig(num_entities=size, seed=0, verify=False), path, overwrite=True, progress=False
+        )
+        print(f"  built in {time.perf_counter() - t:.0f} s", flush=True)
     return World.load(path, check=False)
 
 
-def make_queries(world: World, n: int, seed: int) -> tuple[list[str], list[str]]:
-    rng = random.Random(seed)
-    relations = {r.name: r for r in world.schema.relations}
-    queries, targets = [], []
-    for e in rng.sample(world.edges, min(n, len(world.edges))):
-        holder = world.holder(e)
-        phrases = relations[e.relation].query or (e.relation.replace("_", " "),)
-        queries.append(f"{world.entities[holder].name} {rng.choice(phrases)}")
-        targets.append(world.doc_of(holder).id)
-    return queries, targets
-
-
-def bench_engine(engine, queries: list[str], targets: list[str], k: int, batch: int) -> dict:
-    engine.batch_search(queries[:50], k)  # warm caches (stemmer, lazy structures)
-    lat, hits = [], []
-    t0, c0 = time.perf_counter(), time.process_time()
-    for q in queries:
+def bench_size(args, size: int) -> dict:
+    work = Path(args.work)
+    world = get_world(work, size)
+    queries = work / f"queries{size}.json"
+    if not queries.is_file():
+        queries.write_text(json.dumps(make_queries(world, args.queries, seed=0)))
+    pythons = {e: sys.executable for e in OURS}
+    pythons |= {e: args.peer_python for e in PEERS if e != "pyserini" and args.peer_python}
+    if args.pyserini_python:
+        pythons["pyserini"] = args.pyserini_python
+    engines = [e for e in args.engines if e in pythons]
+    skipped = {
+        e: "its interpreter is not given (--peer-python / --pyserini-python)"
+        for e in args.engines
+        if e not in pythons
+    }
+    common = ["--world", str(world.path), "--queries", str(queries)]
+    for e in engines:  # build every index once, outside the measured rounds
+        if e == "rank_bm25" or (e not in OURS and (work / f"peers{size}" / e / "done").is_file()):
+            continue
         t = time.perf_counter()
-        hits.append(engine.search(q, k))
-        lat.append(time.perf_counter() - t)
-    single = len(queries) / (time.perf_counter() - t0)
-    # CPU time of this process: what the engine costs when it is not waiting for a core on a shared machine
-    single_cpu = len(queries) / (time.process_time() - c0)
-    t0 = time.perf_counter()
-    for s in range(0, len(queries), batch):
-        engine.batch_search(queries[s : s + batch], k)
-    batched = len(queries) / (time.perf_counter() - t0)
-    recall = np.mean([any(h.doc_id == d for h in hs) for hs, d in zip(hits, targets, strict=True)])
+        store = work / f"peers{size}" / e
+        _, err = _run(pythons[e], [e, *common, "--store", str(store), "--build"], args.timeout)
+        if err:
+            skipped[e] = f"index build failed: {err}"
+        elif e not in OURS:
+            (store / "done").write_text("")
+        print(
+            f"  {e}: index {'FAILED: ' + err if err else 'built'} in {time.perf_counter() - t:.0f} s",
+            flush=True,
+        )
+    engines = [e for e in engines if e not in skipped]
+    rounds: dict[str, list[dict]] = {e: [] for e in engines}
+    loads = []
+    for r in range(args.rounds):
+        loads.append(os.getloadavg()[0])
+        for e in engines:
+            extra = ["--limit", str(args.rank_bm25_queries)] if e == "rank_bm25" else []
+            store = work / f"peers{size}" / e
+            res, err = _run(pythons[e], [e, *common, "--store", str(store), *extra], args.timeout)
+            if err:
+                skipped[e] = err
+                continue
+            rounds[e].append(res)
+            print(f"  {size:,} round {r + 1} {e}: {json.dumps(res)}", flush=True)
+    rows = {}
+    for e, rs in rounds.items():
+        if not rs:
+            continue
+        row = {
+            key: round(statistics.median(x[key] for x in rs), 4) for key in rs[0] if key != "recall@5_by_kind"
+        }
+        row["recall@5_by_kind"] = rs[0]["recall@5_by_kind"]
+        row["rounds"] = len(rs)
+        rows[e] = row
+    ref = rows.get("bm25s-numba")
+    for row in rows.values():
+        if ref:
+            row["single_vs_bm25s_numba"] = round(row["single_qps"] / ref["single_qps"], 2)
+            row["batch16_vs_bm25s_numba"] = round(row["batch16_qps"] / ref["batch16_qps"], 2)
     return {
-        "single_qps": round(single),
-        "single_qps_cpu": round(single_cpu),
-        "batched_qps": round(batched),
-        **percentiles(lat),
-        f"recall@{k}": round(float(recall), 4),
+        "documents": len(world.documents),
+        "corpus_mb": round((world.path / "corpus.jsonl").stat().st_size / 1e6, 1),
+        "queries": args.queries,
+        "load_average_per_round": [round(x, 2) for x in loads],
+        "engines": rows,
+        "skipped": skipped,
     }
 
 
-def bench_rank_bm25(world: World, queries: list[str], targets: list[str], k: int, seconds: float) -> dict:
-    from rank_bm25 import BM25Okapi
-
-    from searchgym.index.text import Tokenizer
-
-    tok = Tokenizer()
-    t = time.perf_counter()
-    model = BM25Okapi([tok.tokenize(d.contents) for d in world.documents])
-    build = time.perf_counter() - t
-    lat, found = [], []
-    t0 = time.perf_counter()
-    for q, target in zip(queries, targets, strict=True):
-        t = time.perf_counter()
-        scores = model.get_scores(tok.tokenize(q))
-        top = np.argpartition(-scores, k)[:k]
-        lat.append(time.perf_counter() - t)
-        found.append(any(world.documents[i].id == target for i in top))
-        if time.perf_counter() - t0 > seconds:
-            break
-    return {
-        "build_s": round(build, 2),
-        "single_qps": round(len(lat) / sum(lat), 1),
-        **percentiles(lat),
-        f"recall@{k}": round(float(np.mean(found)), 4),
-        "queries_measured": len(lat),
-    }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def bench_http(
-    world_dir: Path,
-    backend: str,
-    queries: list[str],
-    k: int,
-    batch: int,
-    clients_list,
-    seconds: float,
-    max_requests: int,
-):
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "searchgym.cli",
-        "serve",
-        str(world_dir),
-        "--port",
-        str(port),
-        "--backend",
-        backend,
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.2)
-        out = {}
-        for size in (1, batch):
-            for clients in clients_list:
-                cpu = _cpu_seconds(proc.pid)
-                row = _drive(url, queries, k, size, clients, seconds, max_requests)
-                # server CPU per query: independent of how many other jobs share the machine's cores
-                used = _cpu_seconds(proc.pid) - cpu
-                row["server_cpu_ms_per_query"] = round(1000 * used / max(1, row["requests"] * size), 3)
-                out[f"batch{size}_clients{clients}"] = row
-                print(f"  http batch={size} clients={clients}: {row}", flush=True)
-        return out
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _drive(
-    url: str, queries: list[str], k: int, size: int, clients: int, seconds: float, max_requests: int
-) -> dict:
-    lat: list[float] = []
-    errors = [0]
-    lock = threading.Lock()
-
-    def client(cid: int) -> None:
-        rng = random.Random(cid)
-        mine, bad = [], 0
-        with httpx.Client(base_url=url, timeout=10) as http:
-            stop = time.monotonic() + seconds
-            for _ in range(max_requests):
-                if time.monotonic() > stop:
-                    break
-                body = {"queries": rng.sample(queries, size), "topk": k, "return_scores": True}
-                t = time.perf_counter()
-                try:
-                    r = http.post("/retrieve", json=body)
-                    ok = r.status_code == 200 and len(r.json()["result"]) == size
-                except httpx.HTTPError:
-                    ok = False
-                mine.append(time.perf_counter() - t)
-                bad += not ok
-        with lock:
-            lat.extend(mine)
-            errors[0] += bad
-
-    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
-    t0 = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    wall = time.perf_counter() - t0
-    return {
-        "requests": len(lat),
-        "qps": round(len(lat) * size / wall),
-        **percentiles(lat),
-        "errors": errors[0],
-    }
+def table(size: int, res: dict) -> str:
+    head = "| engine | single q/s | batch-16 q/s | × bm25s-numba (single / batch) | recall@5 | peak RSS MB | load s | first query ms |"
+    lines = [f"{size:,} documents, load average {res['load_average_per_round']}", head, "|" + " --- |" * 8]
+    for e, r in res["engines"].items():
+        ratio = f"{r.get('single_vs_bm25s_numba', '–')} / {r.get('batch16_vs_bm25s_numba', '–')}"
+        lines.append(
+            f"| {e} | {r['single_qps']:,.0f} | {r['batch16_qps']:,.0f} | {ratio} | {r['recall@5']} | "
+            f"{r['peak_rss_mb']:,.0f} | {r['load_s']} | {r['first_query_ms']} |"
+        )
+    lines += [f"skipped {e}: {why}" for e, why in res["skipped"].items()]
+    return "\n".join(lines)
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "worker":
+        ap = argparse.ArgumentParser()
+        ap.add_argument("engine", choices=ENGINES)
+        ap.add_argument("--world", required=True)
+        ap.add_argument("--queries", required=True)
+        ap.add_argument("--store", required=True)
+        ap.add_argument("--build", action="store_true")
+        ap.add_argument("--limit", type=int, default=0)
+        worker(ap.parse_args(sys.argv[2:]))
+        return
     ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000])
+    ap.add_argument("--queries", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     ap.add_argument(
-        "--world", help="an existing world directory (default: build one under /tmp/searchgym-bench)"
+        "--peer-python", help="interpreter of a venv with bm25s, numba, PyStemmer, tantivy, rank_bm25"
     )
-    ap.add_argument("--entities", type=int, default=100_000)
-    ap.add_argument("--queries", type=int, default=3000)
-    ap.add_argument("--k", type=int, default=5)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--backends", nargs="+", default=["bm25s", "tantivy"])
-    ap.add_argument("--baseline-seconds", type=float, default=20.0, help="time budget for rank_bm25 queries")
-    ap.add_argument("--http-backend", default="bm25s")
-    ap.add_argument("--http-clients", type=int, nargs="+", default=[1, 8, 16])
-    ap.add_argument("--http-seconds", type=float, default=8.0)
-    ap.add_argument("--http-max-requests", type=int, default=5000, help="per client")
-    ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument("--pyserini-python", help="interpreter of a venv with pyserini (needs Java 21)")
+    ap.add_argument("--rank-bm25-queries", type=int, default=100, help="rank_bm25 runs on this many queries")
+    ap.add_argument("--work", default="/tmp/searchgym-bench")
+    ap.add_argument("--timeout", type=float, default=3600)
     ap.add_argument("--out", default="bench/results/search.json")
     args = ap.parse_args()
-
-    world = get_world(args)
-    queries, targets = make_queries(world, args.queries, seed=0)
-    corpus_mb = (world.path / "corpus.jsonl").stat().st_size / 1e6
-    results: dict = {
-        "world": {
-            "path": str(world.path),
-            "documents": len(world.documents),
-            "edges": len(world.edges),
-            "corpus_mb": round(corpus_mb, 1),
-        },
-        "queries": len(queries),
-        "k": args.k,
-        "backends": {},
+    results = {
+        "k": K,
+        "batch": BATCH,
+        "rounds": args.rounds,
         "load_average_at_start": os.getloadavg(),
+        "sizes": {},
     }
-    print(json.dumps(results["world"]), flush=True)
-    for backend in args.backends:
-        t = time.perf_counter()
-        build_index(world.path, backend, overwrite=True, progress=False)
-        build_s = time.perf_counter() - t
-        t = time.perf_counter()
-        engine = load_engine(world.path, backend)
-        load_s = time.perf_counter() - t
-        row = {
-            "build_s": round(build_s, 2),
-            "load_s": round(load_s, 3),
-            **bench_engine(engine, queries, targets, args.k, args.batch),
-        }
-        fuzzy_queries = [q[:3] + q[4:] if len(q) > 8 else q for q in queries[:500]]  # one letter dropped
-        t = time.perf_counter()
-        engine.batch_search(fuzzy_queries, args.k)
-        row["typo_qps"] = round(len(fuzzy_queries) / (time.perf_counter() - t))
-        results["backends"][backend] = row
-        print(f"{backend}: {row}", flush=True)
-        engine.close()
-    if not args.skip_baseline:
-        row = bench_rank_bm25(world, queries, targets, args.k, args.baseline_seconds)
-        results["backends"]["rank_bm25"] = row
-        print(f"rank_bm25: {row}", flush=True)
-    results["http"] = {
-        "backend": args.http_backend,
-        "batch": args.batch,
-        **bench_http(
-            world.path,
-            args.http_backend,
-            queries,
-            args.k,
-            args.batch,
-            args.http_clients,
-            args.http_seconds,
-            args.http_max_requests,
-        ),
-    }
+    for size in args.sizes:
+        res = bench_size(args, size)
+        results["sizes"][str(size)] = res
+        print(table(size, res), flush=True)
     results["load_average_at_end"] = os.getloadavg()  # the machine is shared: read figures against this
+    from searchgym.io import write_json
+
     write_json(Path(args.out), results)
     print(f"wrote {args.out}")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import mmap
+from array import array
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from searchgym.types import Document, SearchHit
 class DocStore:
     def __init__(self, ids: list[str], urls: list[str], titles: list[str], entities: list[str | None], texts):
         self.ids, self.urls, self.titles, self.entities = ids, urls, titles, entities
-        self._texts = texts  # list[str] in memory, or (mmap, offsets) on disk
+        self._texts = texts  # list[str] in memory, or (mmap, offsets as array("q")) on disk
         self.index_of_url = {u: i for i, u in enumerate(urls)}
         if len(self.index_of_url) != len(urls):
             dup = next(u for i, u in enumerate(urls) if self.index_of_url[u] != i)
@@ -42,7 +43,7 @@ class DocStore:
         if isinstance(self._texts, list):
             return self._texts[i]
         blob, offsets = self._texts
-        return blob[int(offsets[i]) : int(offsets[i + 1])].decode("utf-8")
+        return blob[offsets[i] : offsets[i + 1]].decode("utf-8")
 
     def document(self, i: int) -> Document:
         return Document(self.ids[i], self.urls[i], self.titles[i], self.text(i), self.entities[i])
@@ -51,20 +52,14 @@ class DocStore:
         return SearchHit(self.ids[i], self.urls[i], self.titles[i], self.text(i), float(score))
 
     def hits(self, docs: np.ndarray, scores: np.ndarray) -> list[SearchHit]:
-        """`hit` for many documents at once (one read of the offsets)."""
+        """`hit` for many documents at once."""
         if isinstance(self._texts, list):
             return [self.hit(i, s) for i, s in zip(docs.tolist(), scores.tolist(), strict=True)]
-        blob, offsets = self._texts
+        blob, off = self._texts
         ids, urls, titles = self.ids, self.urls, self.titles
         return [
-            SearchHit(ids[i], urls[i], titles[i], blob[a:b].decode("utf-8"), s)
-            for i, a, b, s in zip(
-                docs.tolist(),
-                offsets[docs].tolist(),
-                offsets[docs + 1].tolist(),
-                scores.tolist(),
-                strict=True,
-            )
+            SearchHit(ids[i], urls[i], titles[i], blob[off[i] : off[i + 1]].decode("utf-8"), s)
+            for i, s in zip(docs.tolist(), scores.tolist(), strict=True)
         ]
 
     def access(self, url: str) -> Document | None:
@@ -83,7 +78,7 @@ class DocStore:
     @classmethod
     def load(cls, directory: Path) -> DocStore:
         meta = json.loads((directory / "docs.json").read_text(encoding="utf-8"))
-        offsets = np.load(directory / "offsets.npy")
+        offsets = array("q", np.load(directory / "offsets.npy").astype(np.int64).tobytes())  # fast to index
         with open(directory / "texts.bin", "rb") as f:
             blob = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if offsets[-1] > 0 else b""
         return cls(meta["ids"], meta["urls"], meta["titles"], meta["entities"], (blob, offsets))

@@ -105,7 +105,8 @@ class TantivyEngine(IndexBackend):
             clauses.append((t.Occur.Should, body))
         return t.Query.boolean_query(clauses) if clauses else None
 
-    def search(self, query: str, k: int = 5) -> list[SearchHit]:
+    def _top_k(self, query: str, k: int) -> list[tuple[int, float]]:
+        """(document position, score) of the k best."""
         q = self._query(query)
         if q is None or k < 1:
             return []
@@ -113,7 +114,14 @@ class TantivyEngine(IndexBackend):
         if not hits:
             return []
         positions = self.searcher.fast_field_values("idx", [addr for _, addr in hits])
-        return [self.store.hit(int(i), score) for (score, _), i in zip(hits, positions, strict=True)]
+        return [(int(i), score) for (score, _), i in zip(hits, positions, strict=True)]
+
+    def search(self, query: str, k: int = 5) -> list[SearchHit]:
+        return [self.store.hit(i, score) for i, score in self._top_k(query, k)]
+
+    def rank(self, query: str, k: int = 5) -> list[tuple[str, float]]:
+        """(doc id, score) of `search`'s hits without reading their texts."""
+        return [(self.store.ids[i], score) for i, score in self._top_k(query, k)]
 
     def __len__(self) -> int:
         return len(self.store)

@@ -1,0 +1,122 @@
+"""The bm25s engine's pruned top-k against brute-force BM25 over a small generated world, with the engine's
+own constants (no monkeypatching): random name, fact, mixed and typo queries, k from 1 to 50."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from searchgym.index.bm25s_engine import WHOLE_LIST, Bm25sEngine
+from searchgym.index.build import engine_from_documents
+from searchgym.index.text import WORD, Tokenizer
+from searchgym.world.build import WorldConfig, build_world
+
+REL = 1e-6  # bm25s computes its weights in float32; the formula below is float64
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    cfg = WorldConfig(seed=1, num_entities=3000, verify=False)  # common words' lists pass WHOLE_LIST
+    return build_world(cfg, tmp_path_factory.mktemp("exact") / "world", progress=False)
+
+
+@pytest.fixture(scope="module")
+def engine(world):
+    return engine_from_documents(world.documents, "bm25s")
+
+
+def _queries(world, n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    docs = world.documents
+    words = [w for d in docs for w in WORD.findall(d.text)]
+    out = []
+    for _ in range(n):
+        kind = rng.choice(("name", "words", "name+words", "typo"))
+        name = rng.choice(docs).title
+        some = " ".join(rng.choices(words, k=rng.randint(1, 8)))
+        query = {"name": name, "words": some, "name+words": f"{name} {some}", "typo": f"{name} {some}"}[kind]
+        if kind == "typo":
+            ws = query.split()
+            i = rng.randrange(len(ws))
+            if len(ws[i]) > 4:
+                j = rng.randrange(len(ws[i]))
+                ws[i] = ws[i][:j] + ws[i][j + 1 :]
+            query = " ".join(ws)
+        out.append(query)
+    return out
+
+
+def _bm25_formula(engine, docs):
+    """score(terms, doc) from BM25 (Lucene variant, bm25s's k1 and b) recomputed from the documents' tokens."""
+    tok, cfg = Tokenizer(), engine.config
+    tokens = [tok.tokenize(d.title) * cfg.title_weight + tok.tokenize(d.text) for d in docs]
+    n, avg = len(docs), sum(map(len, tokens)) / len(docs)
+    postings: dict[str, dict[int, int]] = {}
+    for d, ts in enumerate(tokens):
+        for t, f in Counter(ts).items():
+            postings.setdefault(t, {})[d] = f
+    term = {i: t for t, i in engine.vocab.items()}
+
+    def scores(terms: dict[int, float]) -> np.ndarray:
+        out = np.zeros(n)
+        for i, count in terms.items():
+            tfs = postings[term[i]]
+            idf = math.log(1 + (n - len(tfs) + 0.5) / (len(tfs) + 0.5))
+            for d, f in tfs.items():
+                out[d] += count * idf * f / (f + cfg.k1 * (1 - cfg.b + cfg.b * len(tokens[d]) / avg))
+        return out
+
+    return scores
+
+
+def _stored_sum(engine, terms: dict[int, float]) -> np.ndarray:
+    scores = np.zeros(len(engine.store))
+    for t, w in terms.items():
+        docs, weights = engine._posting(t)
+        scores[docs] += weights.astype(np.float64) * w
+    return scores
+
+
+def test_top_k_equals_brute_force_bm25(monkeypatch, world, engine):
+    calls: set[str] = set()
+    for method in ("_ranked_small", "_score", "_plan", "_dense"):
+        original = getattr(Bm25sEngine, method)
+        monkeypatch.setattr(Bm25sEngine, method, lambda *a, _m=method, _f=original: calls.add(_m) or _f(*a))
+    formula = _bm25_formula(engine, world.documents)
+    rng = random.Random(1)
+    for query in _queries(world, 400):
+        k = rng.choice([1, 2, 5, 10, 50])
+        terms = engine.query_terms(query)
+        got = [(engine.store.index_of_url[h.url], h.score) for h in engine.search(query, k)]
+        # bit for bit: the same documents, order and float64 scores as summing every stored posting
+        stored = _stored_sum(engine, terms)
+        order = np.lexsort((np.arange(len(stored)), -stored))
+        assert got == [(int(i), float(stored[i])) for i in order[:k] if stored[i] > 0], query
+        # and the stored weights are BM25 of the documents' tokens: the top-k of the formula's scores, up to
+        # float32 rounding (near-ties may swap, nothing clearly better is missing)
+        exact = formula(terms)
+        best = np.sort(exact[exact > 0])[::-1][:k]
+        assert len(got) == len(best), query
+        assert np.allclose([s for _, s in got], best, rtol=REL, atol=0), query
+        assert np.allclose([exact[d] for d, _ in got], best, rtol=REL, atol=0), query
+        if got:
+            floor = got[-1][1] * (1 + REL)
+            assert set(np.flatnonzero(exact > floor).tolist()) <= {d for d, _ in got}, query
+    assert {"_ranked_small", "_score", "_plan"} <= calls  # pruned first passes and second passes answered
+
+
+@pytest.mark.parametrize("backend", ["bm25s", "tantivy"])
+def test_rank_is_search_without_texts(world, backend):
+    engine = engine_from_documents(world.documents, backend)
+    for query in _queries(world, 100, seed=2) + ["", "the of", "zzzzqqqq"]:
+        for k in (0, 1, 5):
+            assert engine.rank(query, k) == [(h.doc_id, h.score) for h in engine.search(query, k)], query
+
+
+def test_batch_equals_single_on_a_world(world, engine):
+    queries = _queries(world, 64, seed=3)
+    assert engine.batch_search(queries, 5) == [engine.search(q, 5) for q in queries]
