@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from transformers import TrainerCallback
 
-from searchgym.config import YamlConfig
+from searchgym.config import ConfigError, YamlConfig
 from searchgym.io import atomic_write_text, write_json
 
 console = Console(stderr=True)
@@ -198,15 +198,23 @@ def held_out_tasks(tasks: list, n: int) -> list:
 def rl_config(cfg: DemoConfig, out: Path, rl_dir: Path, overrides: list[str] | None = None) -> Any:
     """The demo's RL run as a TrainConfig: its student, teacher, world and tasks under `out`, writing to `rl_dir`.
     `scripts/experiments.py` varies this config (estimator, teacher corruption, curriculum, seed)."""
+    from searchgym.advantage.estimators import estimator_spec
     from searchgym.trainer.config import TrainConfig
 
     world_dir = out / "world"
     task_set = "demo" if cfg.sft_task_share >= 1 else "demo-rl"
+    # the demo's SFT teacher scores for the estimators that use one; GRPO runs without loading it
+    try:
+        needs_teacher = estimator_spec(cfg.train.get("estimator", "grpo")).needs_teacher
+    except ValueError as e:
+        raise ConfigError(f"train.estimator: {e}") from e
+    teacher = {"kind": "hf", "path": str(out / "teacher_sft")} if needs_teacher else {}
     return TrainConfig.from_dict(
         {
             **cfg.train,
             "data": {"world": str(world_dir), "tasks": str(world_dir / "tasks" / task_set)},
-            "model": {"path": str(out / "student_sft"), "teacher": str(out / "teacher_sft")},
+            "model": {"path": str(out / "student_sft")},
+            "teacher": {**teacher, **cfg.train.get("teacher", {})},
             "env": cfg.env,
             "output_dir": str(rl_dir),
             "seed": cfg.seed,
@@ -454,7 +462,7 @@ def write_report(
     fig.savefig(out / "levels.png", dpi=120)
     plt.close(fig)
 
-    has_trac = any(k.startswith("trac/") for m in metrics for k in m)
+    has_trac = any(k.startswith("trac/") and k != "trac/teacher_fallback" for m in metrics for k in m)
     if has_trac:
         _trac_figure(out / "trac.png", metrics)
     else:
