@@ -233,3 +233,21 @@ def test_type_mix_and_zipf_exponent(tmp_path: Path):
     born = Counter(e.target for e in w.edges if e.relation == "born_in")
     mean = sum(born.values()) / counts["city"]
     assert max(born.values()) < 4 * mean + 5  # uniform choice: no hubs (compare test_degrees_are_skewed)
+
+
+def test_worker_count_never_changes_the_bytes(tmp_path: Path, monkeypatch):
+    """Articles and retrieval checks split over forked workers (small chunks, so there are many) give the bytes
+    one process gives, verification and noise included."""
+    import searchgym.world.build as build_mod
+    import searchgym.world.verify as verify_mod
+
+    monkeypatch.setattr(build_mod, "ARTICLES_PER_CHUNK", 97)
+    monkeypatch.setattr(verify_mod, "CHUNK", 300)
+    noise = NoiseConfig(distractor_rate=0.05, conflict_rate=0.05)
+    for workers in (1, 2):
+        cfg = WorldConfig(seed=9, num_entities=700, noise=noise, workers=workers)
+        build_world(cfg, tmp_path / str(workers), progress=False)
+    names = ["manifest.json", *World.load(tmp_path / "1").manifest["files"]]
+    for name in names:
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name
+    assert '"workers"' not in (tmp_path / "1" / "manifest.json").read_text()

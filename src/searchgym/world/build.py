@@ -21,11 +21,23 @@ from searchgym.world.corpus import ArticleWriter
 from searchgym.world.generate import Graph, generate_graph
 from searchgym.world.llm import LLMConfig, stray_claims, write_corpus
 from searchgym.world.noise import NoiseConfig, plan_noise
+from searchgym.world.parallel import fork_map, shared, spans
+from searchgym.world.rows import corpus_line, edge_line, fact_line
 from searchgym.world.schema import load_schema
-from searchgym.world.store import World, write_manifest, write_rows, write_text
+from searchgym.world.store import World, write_chunks, write_manifest, write_rows, write_text
 from searchgym.world.verify import EdgeColumns, Retriever, VerificationReport, check_edges
 
 WRITERS = ("template", "llm")
+# how a build runs, not what it builds: left out of the manifest's config, so they never change a world's bytes
+EXECUTION_ONLY = (
+    "workers",
+    "llm.concurrency",
+    "llm.cache_dir",
+    "llm.timeout_s",
+    "llm.retries",
+    "llm.api_key_env",
+)
+ARTICLES_PER_CHUNK = 4096  # entities per unit of article writing handed to a worker
 MAX_ENTITIES = 10_000_000  # refused before any work; tested sizes are 1,000 - 1,000,000
 
 
@@ -43,7 +55,7 @@ class WorldConfig(YamlConfig):
     verify: bool = True
     verify_backend: str = "bm25s"
     verify_top_k: int = 5
-    verify_workers: int = 2  # processes sharing the retrieval check (results do not depend on it)
+    workers: int = 2  # processes writing articles and running retrieval checks (results do not depend on it)
 
     def validate(self) -> None:
         if self.writer not in WRITERS:
@@ -52,8 +64,8 @@ class WorldConfig(YamlConfig):
             raise ConfigError(
                 "writer=llm needs llm.endpoint, e.g. --set llm.endpoint=http://127.0.0.1:8000/v1"
             )
-        if self.verify_workers < 1:
-            raise ConfigError(f"verify_workers={self.verify_workers}: must be at least 1")
+        if self.workers < 1:
+            raise ConfigError(f"workers={self.workers}: must be at least 1")
         if not 1 <= self.num_entities <= MAX_ENTITIES:
             raise ConfigError(f"num_entities={self.num_entities}: must be 1 to {MAX_ENTITIES:,}")
         if not 0.0 <= self.zipf_exponent < float("inf"):
@@ -69,19 +81,33 @@ def _entities(g: Graph) -> Iterator[dict[str, Any]]:
         yield {"id": g.ids[i], "type": g.type_of(i), "name": g.names[i], "attrs": g.entity_attrs(i)}
 
 
-def _edges(g: Graph, failures: dict[int, list[str]] | None) -> Iterator[dict[str, Any]]:
-    rels = [r.name for r in g.schema.relations]
-    ids = g.ids
-    for e, (r, s, t) in enumerate(zip(g.rel.tolist(), g.src.tolist(), g.tgt.tolist(), strict=True)):
-        failed = failures[e] if failures is not None else []
-        yield {
-            "failures": failed,
-            "id": e,
-            "relation": rels[r],
-            "source": ids[s],
-            "target": ids[t],
-            "verified": failures is not None and not failed,
-        }
+def _edge_lines(g: Graph, failures: dict[int, list[str]] | None) -> Iterator[bytes]:
+    rels, ids = [r.name for r in g.schema.relations], g.ids
+    for a, b in spans(len(g.rel), 1 << 16):
+        lines = []
+        for e, r, s, t in zip(
+            range(a, b), g.rel[a:b].tolist(), g.src[a:b].tolist(), g.tgt[a:b].tolist(), strict=True
+        ):
+            failed = failures[e] if failures is not None else []
+            lines.append(edge_line(e, rels[r], ids[s], ids[t], failed, failures is not None and not failed))
+        yield "".join(lines).encode("utf-8")
+
+
+def _fact_lines(writer: ArticleWriter, facts: list[dict[str, Any]] | None) -> Iterator[bytes]:
+    """facts.jsonl: the template sentences, or the sentences found in LLM-written text (`facts`)."""
+    ids, holder = writer.g.ids, writer.holder.tolist()
+    n = len(writer.rel_list)
+    sentences = writer.sentences if facts is None else [f["sentence"] for f in facts]
+    for a, b in spans(n, 1 << 16):
+        yield "".join(fact_line(ids[holder[e]], e, sentences[e]) for e in range(a, b)).encode("utf-8")
+
+
+def _article_span(span: tuple[int, int]) -> tuple[bytes, list[int]]:
+    return shared()["writer"].encode_articles(span[0], span[1], shared()["extra"])
+
+
+def _doc_lines(docs: list[dict[str, Any]]) -> bytes:
+    return "".join(corpus_line(d["id"], d["url"], d["title"], d["text"], d["entity"]) for d in docs).encode()
 
 
 def _counts(g: Graph, n_docs: int, n_noise: dict[str, int]) -> dict[str, Any]:
@@ -190,20 +216,34 @@ def build_world(
             _, files["entities.jsonl"] = write_rows(
                 tmp / "entities.jsonl", steps.track(_entities(graph), n, "entities")
             )
-            info: dict[str, Any] = {"seed": cfg.seed, "config": cfg.to_dict(), "schema": schema.name}
+            config = cfg.to_dict()
+            for key in EXECUTION_ONLY:
+                *parents, last = key.split(".")
+                node = config
+                for k in parents:
+                    node = node[k]
+                node.pop(last, None)
+            info: dict[str, Any] = {"seed": cfg.seed, "config": config, "schema": schema.name}
+            grounded = np.zeros(len(graph.rel), dtype=bool)
             if cfg.writer == "llm":
                 grounded, facts, docs, records = _llm_corpus(writer, noise, cfg, steps, info)
+                _, files["facts.jsonl"] = write_chunks(tmp / "facts.jsonl", _fact_lines(writer, facts))
+                n_docs, files["corpus.jsonl"] = write_chunks(tmp / "corpus.jsonl", [_doc_lines(docs)])
             else:
-                grounded = np.zeros(len(graph.rel), dtype=bool)
-                facts = writer.facts()
-                docs = _chain(writer.articles(noise.extra, grounded), noise.distractors)
                 records = noise.records
-            _, files["facts.jsonl"] = write_rows(
-                tmp / "facts.jsonl", steps.track(facts, len(graph.rel), "facts")
-            )
-            n_docs, files["corpus.jsonl"] = write_rows(
-                tmp / "corpus.jsonl", steps.track(docs, n + len(noise.distractors), "articles")
-            )
+                _, files["facts.jsonl"] = write_chunks(tmp / "facts.jsonl", _fact_lines(writer, None))
+                advance = steps.sub("articles", n)
+                chunks = spans(n, ARTICLES_PER_CHUNK)
+
+                def articles() -> Iterator[bytes]:
+                    work = fork_map(_article_span, chunks, cfg.workers, writer=writer, extra=noise.extra)
+                    for (a, b), (data, found) in zip(chunks, work, strict=True):
+                        grounded[found] = True
+                        advance(b - a)
+                        yield data
+                    yield _doc_lines(noise.distractors)
+
+                n_docs, files["corpus.jsonl"] = write_chunks(tmp / "corpus.jsonl", articles())
             _, files["noise.jsonl"] = write_rows(tmp / "noise.jsonl", records)
             kinds = [r["kind"] for r in records]
             info["counts"] = _counts(
@@ -226,19 +266,12 @@ def build_world(
             else:
                 steps("no verification")
             steps("writing edges and manifest", stage="writing")
-            _, files["edges.jsonl"] = write_rows(
-                tmp / "edges.jsonl", steps.track(_edges(graph, failures), len(graph.rel), "edges")
-            )
+            _, files["edges.jsonl"] = write_chunks(tmp / "edges.jsonl", _edge_lines(graph, failures))
             write_manifest(tmp, info, files)
             steps("done")
     finally:
         steps.close()
     return World.load(out_dir, check=False)  # every file was hashed as it was written
-
-
-def _chain(*iterables: Any) -> Iterator[Any]:
-    for it in iterables:
-        yield from it
 
 
 def _llm_corpus(
@@ -297,6 +330,4 @@ def _verify(
     claims = noise_claims(graph.schema, records, edge_ends)
     index_of = {x: i for i, x in enumerate(ids)} if claims else {}
     advance = steps.sub("retrieval checks", len(graph.rel))
-    return check_edges(
-        cols, graph.schema, claims, index_of, engine, cfg.verify_top_k, cfg.verify_workers, advance
-    )
+    return check_edges(cols, graph.schema, claims, index_of, engine, cfg.verify_top_k, cfg.workers, advance)

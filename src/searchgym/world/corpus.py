@@ -9,13 +9,13 @@ sentence: the article states it verbatim and facts.jsonl records it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from searchgym.world.generate import Graph
 from searchgym.world.names import name_key
+from searchgym.world.rows import corpus_line
 from searchgym.world.wording import fill
 
 URL_PREFIX = "https://searchgym.local/wiki/"
@@ -71,18 +71,9 @@ class ArticleWriter:
         s, t = self.g.names[self.src_list[edge]], self.g.names[self.tgt_list[edge]]
         return fill(r.other_phrasings[self.other_choice[edge] % len(r.other_phrasings)], source=s, target=t)
 
-    def facts(self) -> Iterator[dict[str, Any]]:
-        ids = self.g.ids
-        holder = self.holder.tolist()
-        sentences = self.sentences
-        for e in range(len(self.rel_list)):
-            yield {"doc": ids[holder[e]], "edge": e, "sentence": sentences[e]}
-
-    def article(
-        self, i: int, extra: list[str] | None = None, grounded: np.ndarray | None = None
-    ) -> dict[str, Any]:
-        """Entity i's article; `grounded[e]` is set for each held edge whose sentence the text states and
-        which names the other end (verification's grounded check, done while the text is at hand)."""
+    def article_text(self, i: int, extra: list[str] | None = None) -> tuple[str, list[int]]:
+        """Entity i's article text, and the held edges whose sentence it states naming the other end
+        (verification's grounded check, done while the text is at hand)."""
         g, schema = self.g, self.g.schema
         spec = schema.entity_types[int(g.types[i])]
         name = g.names[i]
@@ -108,23 +99,31 @@ class ArticleWriter:
         parts = [lead, "Summary\n" + "\n".join(box)]
         parts += [f"## {title}\n" + " ".join(sentences) for title, sentences in sections.items() if sentences]
         text = "\n\n".join(parts)
-        if grounded is not None:
-            for e in held:
-                grounded[e] = self.sentences[e] in text and g.names[self.other[e]] in self.sentences[e]
+        grounded = [
+            e for e in held if self.sentences[e] in text and g.names[self.other[e]] in self.sentences[e]
+        ]
+        return text, grounded
+
+    def article(self, i: int, extra: list[str] | None = None) -> dict[str, Any]:
+        """Entity i's corpus row."""
+        name, eid = self.g.names[i], self.g.ids[i]
         return {
-            "id": g.ids[i],
+            "id": eid,
             "url": url_for(name),
             "title": name,
-            "text": text,
-            "entity": g.ids[i],
+            "text": self.article_text(i, extra)[0],
+            "entity": eid,
         }
 
-    def articles(
-        self, extra: dict[int, list[str]] | None = None, grounded: np.ndarray | None = None
-    ) -> Iterator[dict[str, Any]]:
-        extra = extra or {}
-        for i in range(len(self.g.ids)):
-            yield self.article(i, extra.get(i), grounded)
+    def encode_articles(self, start: int, end: int, extra: dict[int, list[str]]) -> tuple[bytes, list[int]]:
+        """corpus.jsonl lines of entities start..end-1 and the held edges their texts ground."""
+        names, ids = self.g.names, self.g.ids
+        lines, grounded = [], []
+        for i in range(start, end):
+            text, found = self.article_text(i, extra.get(i))
+            lines.append(corpus_line(ids[i], url_for(names[i]), names[i], text, ids[i]))
+            grounded += found
+        return "".join(lines).encode("utf-8"), grounded
 
 
 def _csr(keys: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -78,6 +78,19 @@ def write_rows(path: Path, rows: Iterable[dict[str, Any]]) -> tuple[int, dict[st
     return out.rows, out.close()
 
 
+def write_chunks(path: Path, chunks: Iterable[bytes]) -> tuple[int, dict[str, Any]]:
+    """Write chunks of complete JSON lines (`searchgym.world.rows`), hashed while written: (rows, entry)."""
+    out = HashedFile(path)
+    try:
+        for chunk in chunks:
+            out.write(chunk)
+            out.rows += chunk.count(b"\n")
+    except BaseException:
+        out.abort()
+        raise
+    return out.rows, out.close()
+
+
 def write_text(path: Path, text: str) -> dict[str, Any]:
     out = HashedFile(path)
     out.write(text.encode("utf-8"))

@@ -16,7 +16,6 @@ querying the engine the parent opened (inherited copy-on-write by fork); results
 
 from __future__ import annotations
 
-import multiprocessing
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -25,6 +24,7 @@ import numpy as np
 
 from searchgym.types import SearchHit
 from searchgym.world.claims import Claim, noise_claims
+from searchgym.world.parallel import fork_map, shared, spans
 from searchgym.world.types import Edge
 
 if TYPE_CHECKING:
@@ -142,11 +142,9 @@ def _two_values(group: np.ndarray, key: np.ndarray, value: np.ndarray) -> np.nda
 
 # -- retrieval
 
-_SHARED: dict[str, Any] = {}  # what fork()ed workers read: the engine, queries, targets, k
-
 
 def _hits(span: tuple[int, int]) -> bytes:
-    engine, queries, targets, k = (_SHARED[x] for x in ("engine", "queries", "targets", "k"))
+    engine, queries, targets, k = (shared()[x] for x in ("engine", "queries", "targets", "k"))
     out = bytearray()
     for s in range(span[0], span[1], BATCH):
         e = min(s + BATCH, span[1])
@@ -165,21 +163,12 @@ def retrieved(
 ) -> np.ndarray:
     """Bool per query: `targets[i]` is among the engine's top-k hits for `queries[i]`."""
     advance = advance or (lambda n: None)
-    spans = [(s, min(s + CHUNK, len(queries))) for s in range(0, len(queries), CHUNK)]
-    _SHARED.update(engine=engine, queries=queries, targets=targets, k=top_k)
     parts: list[bytes] = []
-    try:
-        if workers > 1 and len(spans) > 1:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                for (s, e), part in zip(spans, pool.imap(_hits, spans), strict=True):
-                    parts.append(part)
-                    advance(e - s)
-        else:
-            for s, e in spans:
-                parts.append(_hits((s, e)))
-                advance(e - s)
-    finally:
-        _SHARED.clear()
+    chunks = spans(len(queries), CHUNK)
+    results = fork_map(_hits, chunks, workers, engine=engine, queries=queries, targets=targets, k=top_k)
+    for (s, e), part in zip(chunks, results, strict=True):
+        parts.append(part)
+        advance(e - s)
     return np.frombuffer(b"".join(parts), dtype=np.uint8).astype(bool)
 
 

@@ -1,0 +1,45 @@
+"""Ordered map over forked worker processes, for the world build's heavy loops (articles, retrieval checks).
+
+Workers are forked after the parent has built what they read (the graph, the article writer, the search engine),
+so nothing is pickled on the way in: `fork_map(fn, spans, workers, **shared)` puts `shared` where `fn` finds it
+(`shared()`), and only each span and its result cross a pipe. Results come back in span order, so the output never
+depends on the number of workers.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+_SHARED: dict[str, Any] = {}
+
+
+def shared() -> dict[str, Any]:
+    """What the running `fork_map` shares with its workers."""
+    return _SHARED
+
+
+def spans(n: int, size: int) -> list[tuple[int, int]]:
+    """[start, end) ranges of at most `size` covering 0..n."""
+    return [(s, min(s + size, n)) for s in range(0, n, max(size, 1))]
+
+
+def fork_map(
+    fn: Callable[[tuple[int, int]], T], items: list[tuple[int, int]], workers: int, **shared_values: Any
+) -> Iterator[T]:
+    """`fn(item)` for every item, in order; in `workers` forked processes when that is more than one and there
+    is more than one item, else in this process."""
+    if _SHARED:
+        raise RuntimeError("fork_map is not reentrant")
+    _SHARED.update(shared_values)
+    try:
+        if workers > 1 and len(items) > 1:
+            with multiprocessing.get_context("fork").Pool(min(workers, len(items))) as pool:
+                yield from pool.imap(fn, items)
+        else:
+            for item in items:
+                yield fn(item)
+    finally:
+        _SHARED.clear()
