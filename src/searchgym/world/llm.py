@@ -28,7 +28,6 @@ import json
 import os
 import re
 import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from searchgym.config import YamlConfig
+from searchgym.errors import SearchGymError
+from searchgym.http import HTTPFailure, Retry, post_json
 from searchgym.io import atomic_write_text
 from searchgym.world.corpus import ArticleWriter, url_for
 from searchgym.world.names import name_key
@@ -53,8 +54,8 @@ JUDGE_SYSTEM = (
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
-class LLMError(RuntimeError):
-    """The endpoint failed after all retries."""
+class LLMError(SearchGymError, RuntimeError):
+    """The endpoint failed for good (after `searchgym.http.post_json`'s retries)."""
 
 
 @dataclass
@@ -65,6 +66,8 @@ class LLMConfig(YamlConfig):
     timeout_s: float = 120.0
     retries: int = 3  # HTTP retries per call
     temperature: float = 0.0  # 0: as reproducible as the server allows (the cache makes rebuilds exact)
+    # regenerations sample (a greedy model repeats itself): this temperature and `seed` = the attempt number
+    regen_temperature: float = 0.7
     max_tokens: int = 512  # per article
     judge: bool = True  # ask the endpoint about facts no sentence states exactly
     judge_max_tokens: int = 96
@@ -80,8 +83,15 @@ def cache_root(cfg: LLMConfig) -> Path:
     return Path(base) / "searchgym" / "llm"
 
 
+def _reply(data: Any) -> tuple[str, dict[str, int]]:
+    """(text, usage) of a chat/completions reply; a KeyError / TypeError marks it malformed (retried)."""
+    text = str(data["choices"][0]["message"]["content"] or "").strip()
+    u = data.get("usage") or {}
+    return text, {k: int(u.get(k) or 0) for k in ("prompt_tokens", "completion_tokens")}
+
+
 class Endpoint:
-    """Cached chat completions: `chat(messages, max_tokens)` -> (reply text, usage, fresh call?)."""
+    """Cached chat completions: `chat(messages, max_tokens, kind)` -> (reply text, usage)."""
 
     def __init__(self, cfg: LLMConfig):
         import httpx
@@ -93,19 +103,26 @@ class Endpoint:
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.client = httpx.Client(timeout=cfg.timeout_s, headers=headers)
         self.url = cfg.endpoint.rstrip("/") + "/chat/completions"
-        self.fresh = Counter()  # this run only (not deterministic, never written to the world)
+        self.retry = Retry(retries=cfg.retries, backoff=0.1, max_sleep=2.0)
+        self.fresh: Counter[str] = Counter()  # this run only (not deterministic, never written to the world)
         self.lock = threading.Lock()
 
     def close(self) -> None:
         self.client.close()
 
-    def chat(self, messages: list[dict[str, str]], max_tokens: int, kind: str) -> tuple[str, dict[str, int]]:
-        body = {
+    def chat(
+        self, messages: list[dict[str, str]], max_tokens: int, kind: str, attempt: int = 0
+    ) -> tuple[str, dict[str, int]]:
+        """`attempt` > 0: a regeneration, sampled at `regen_temperature` with `seed` = attempt, so each attempt is
+        its own request (and its own cache entry) even when the prompt repeats."""
+        body: dict[str, Any] = {
             "model": self.cfg.model,
             "messages": messages,
             "temperature": self.cfg.temperature,
             "max_tokens": max_tokens,
         }
+        if attempt:
+            body.update(temperature=self.cfg.regen_temperature, seed=attempt)
         digest = hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
         path = self.root / digest[:2] / f"{digest}.json"
         if path.is_file():
@@ -114,29 +131,17 @@ class Endpoint:
                 return hit["text"], hit["usage"]
             except (OSError, ValueError, KeyError):
                 pass  # a damaged entry is asked again and replaced
-        text, usage = self._post(body)
+        try:
+            text, usage = post_json(self.client, self.url, body, self.retry, _reply)
+        except HTTPFailure as e:
+            raise LLMError(
+                f"LLM writer: {e}; check that llm.endpoint serves OpenAI-compatible /chat/completions and "
+                "rerun (replies already received are cached), or build with writer: template"
+            ) from e
         atomic_write_text(path, json.dumps({"text": text, "usage": usage, "request": body}, sort_keys=True))
         with self.lock:
             self.fresh[kind] += 1
         return text, usage
-
-    def _post(self, body: dict[str, Any]) -> tuple[str, dict[str, int]]:
-        last = "no attempt"
-        for attempt in range(self.cfg.retries + 1):
-            try:
-                r = self.client.post(self.url, json=body)
-                r.raise_for_status()
-                data = r.json()
-                text = str(data["choices"][0]["message"]["content"] or "").strip()
-                u = data.get("usage") or {}
-                return text, {k: int(u.get(k, 0)) for k in ("prompt_tokens", "completion_tokens")}
-            except Exception as e:  # network errors, HTTP errors and malformed replies are all retried
-                last = f"{type(e).__name__}: {e}"
-            time.sleep(min(2.0**attempt * 0.1, 2.0))
-        raise LLMError(
-            f"{self.url} failed after {self.cfg.retries + 1} attempts ({last}); check that the endpoint serves "
-            "OpenAI-compatible /chat/completions, or build with writer: template"
-        )
 
 
 def sentences(text: str) -> list[str]:
@@ -252,7 +257,7 @@ class LLMWriter:
         best: tuple[int, int, str, dict, dict] | None = None
         missing: list[int] = []
         for attempt in range(max(1, self.cfg.attempts)):
-            text, usage = api.chat(self.messages(i, missing), self.cfg.max_tokens, "write")
+            text, usage = api.chat(self.messages(i, missing), self.cfg.max_tokens, "write", attempt)
             out.usage.update(usage)
             out.calls["write"] += 1
             out.attempts = attempt + 1
