@@ -40,6 +40,11 @@ def _pattern(template: str) -> re.Pattern[str]:
     return re.compile("".join(parts))
 
 
+def _literal(template: str) -> int:
+    """How much fixed text a template has (its specificity)."""
+    return len(_FIELD.sub("", template))
+
+
 def _load(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
@@ -76,15 +81,15 @@ class CorpusReading:
             for r in self.schema.relations
         }
         rel_patterns = [
-            (r, _pattern(t)) for r in self.schema.relations for t in (*r.phrasings, *r.other_phrasings)
+            (r, t, _pattern(t)) for r in self.schema.relations for t in (*r.phrasings, *r.other_phrasings)
         ]
         attr_patterns = [
-            (t.name, a.name, _pattern(p))
+            (t.name, a.name, p, _pattern(p))
             for t in self.schema.entity_types
             for a in t.attributes
             for p in a.phrasings
         ]
-        lead_fields = [(t.name, _pattern(p)) for t in self.schema.entity_types for p in t.lead]
+        lead_fields = [(t.name, p, _pattern(p)) for t in self.schema.entity_types for p in t.lead]
         labels = {
             (r.source if r.cardinality != "1-n" else r.target, r.label): r for r in self.schema.relations
         }
@@ -111,21 +116,34 @@ class CorpusReading:
                     if a is not None:
                         self.attr[(me, a)].add(value)
                     continue
-                for r, p in rel_patterns:
+                # every reading of the sentence; only the most specific ones count (the template with the most
+                # literal text: "X is a work by Y." is a creator sentence, not the medium "work by Y")
+                readings = []
+                for r, t, p in rel_patterns:
                     m = p.fullmatch(sent)
                     if m and m["source"] in self.titles and m["target"] in self.titles:
                         if (self.type_of[m["source"]], self.type_of[m["target"]]) == (r.source, r.target):
-                            self._claim(r, m["source"], m["target"])
-                for t, a, p in attr_patterns:
+                            readings.append((_literal(t), "rel", r, m.groupdict()))
+                for ty, a, t, p in attr_patterns:
                     m = p.fullmatch(sent)
-                    if m and m["name"] in self.titles and self.type_of[m["name"]] == t:
-                        self.attr[(m["name"], a)].add(m["value"])
-                for t, p in lead_fields:
+                    if m and m["name"] in self.titles and self.type_of[m["name"]] == ty:
+                        readings.append((_literal(t), "attr", a, m.groupdict()))
+                for ty, t, p in lead_fields:
                     m = p.fullmatch(sent)
-                    if m and m.groupdict().get("name") in self.titles and self.type_of[m["name"]] == t:
-                        for k, v in m.groupdict().items():
+                    if m and m.groupdict().get("name") in self.titles and self.type_of[m["name"]] == ty:
+                        readings.append((_literal(t), "lead", None, m.groupdict()))
+                best = max((x[0] for x in readings), default=0)
+                for size, kind, what, got in readings:
+                    if size < best:
+                        continue
+                    if kind == "rel":
+                        self._claim(what, got["source"], got["target"])
+                    elif kind == "attr":
+                        self.attr[(got["name"], what)].add(got["value"])
+                    else:
+                        for k, v in got.items():
                             if k != "name":
-                                self.attr[(m["name"], k)].add(v)
+                                self.attr[(got["name"], k)].add(v)
 
     def _claim(self, r, src: str, tgt: str) -> None:
         side = self.holder_side[r.name]

@@ -74,7 +74,8 @@ def test_export_corpus(built: Path, tmp_path: Path):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     docs = [json.loads(line) for line in (built / "corpus.jsonl").read_text().splitlines()]
     assert len(rows) == len(docs)
-    assert all(set(r) == {"id", "contents"} for r in rows)
+    assert [r["id"] for r in rows] == [str(i) for i in range(len(docs))]  # Search-R1 reads corpus[int(id)]
+    assert [r["doc_id"] for r in rows] == [d["id"] for d in docs]
     assert rows[0]["contents"] == docs[0]["title"] + "\n" + docs[0]["text"]
 
 
