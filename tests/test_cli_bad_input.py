@@ -62,7 +62,10 @@ CASES = [
         "tasks export {w}/tasks/a --format jsonl --out {tmp}/o.jsonl --split bogus",
         r"--split 'bogus': .+ has the splits \['dev', 'test', 'train'\]",
     ),
-    ("tasks export {w}/tasks/a --format bogus --out {tmp}/o", r"unknown format 'bogus'; choose one of \["),
+    (
+        "tasks export {w}/tasks/a --format bogus --out {tmp}/o",
+        r"unknown export format 'bogus'; choose one of jsonl \| parquet",
+    ),
     # missing files
     ("world build {tmp}/x --config {tmp}/missing.yaml", r"config file .+/missing.yaml not found$"),
     ("tasks build {w} --config {tmp}/missing.yaml", r"config file .+/missing.yaml not found$"),
@@ -90,7 +93,8 @@ CASES = [
     (
         "tasks build {w} --name n {small} --set paraphrase.enabled=true --set paraphrase.max_retries=0 "
         "--set paraphrase.base_url=http://127.0.0.1:{port}/v1",
-        r"paraphrase endpoint http://127.0.0.1:\d+/v1 failed after 1 tries: .+paraphrase.enabled=false",
+        r"paraphrase endpoint: http://127.0.0.1:\d+/v1/chat/completions: failed after 1 attempt\(s\); .+"
+        r"paraphrase.enabled=false",
     ),
 ]
 

@@ -85,5 +85,9 @@ def test_endpoint_failure_is_a_clear_error(server, world):
     Handler.mode = "error"
     tasks = build_tasks(world, CFG, progress=False)[:1]
     cfg = ParaphraseConfig(enabled=True, base_url=server, max_retries=1)
-    with pytest.raises(ParaphraseError, match="failed after 2 tries"):
+    n = len(Handler.seen)
+    with pytest.raises(
+        ParaphraseError, match=r"/v1/chat/completions: failed after 2 attempt\(s\); last: HTTP 500"
+    ):
         paraphrase_tasks(tasks, world, cfg)
+    assert len(Handler.seen) == n + 2  # the first try and one retry, through searchgym.http.post_json

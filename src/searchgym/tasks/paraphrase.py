@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from typing import Any
 
 import httpx
 
 from searchgym.errors import SearchGymError
+from searchgym.http import HTTPFailure, Retry, post_json
 from searchgym.tasks.config import ParaphraseConfig
 from searchgym.text import normalize_answer
 from searchgym.types import Task
@@ -29,24 +29,21 @@ class ParaphraseError(SearchGymError, RuntimeError):
     """The endpoint could not be reached or answered with something unusable."""
 
 
+def _text(data: Any) -> str:
+    return str(data["choices"][0]["message"]["content"]).strip()
+
+
 def rewrite(client: httpx.Client, cfg: ParaphraseConfig, question: str) -> str:
     body = {
         "model": cfg.model,
         "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}],
         "temperature": cfg.temperature,
     }
-    last: Exception | None = None
-    for attempt in range(cfg.max_retries + 1):
-        try:
-            r = client.post("/chat/completions", json=body)
-            r.raise_for_status()
-            return str(r.json()["choices"][0]["message"]["content"]).strip()
-        except (httpx.HTTPError, KeyError, IndexError, ValueError) as e:
-            last = e
-            time.sleep(min(0.1 * 2**attempt, 2.0))
-    raise ParaphraseError(
-        f"paraphrase endpoint {cfg.base_url} failed after {cfg.max_retries + 1} tries: {last}"
-    )
+    url = cfg.base_url.rstrip("/") + "/chat/completions"
+    try:
+        return post_json(client, url, body, Retry(cfg.max_retries, backoff=0.1, max_sleep=2.0), _text)
+    except HTTPFailure as e:
+        raise ParaphraseError(f"paraphrase endpoint: {e}") from e
 
 
 def problems(task: Task, text: str, names: list[str]) -> list[str]:
@@ -67,7 +64,7 @@ def paraphrase_tasks(
     key = os.environ.get(cfg.api_key_env, "")
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     out = []
-    with httpx.Client(base_url=cfg.base_url, timeout=cfg.timeout_s, headers=headers) as client:
+    with httpx.Client(timeout=cfg.timeout_s, headers=headers) as client:
         for t in tasks:
             names = [world.entities[e].name for e in t.meta.get("named", [])]
             text = rewrite(client, cfg, t.question)
