@@ -100,7 +100,7 @@ def test_episode_turns_and_evidence_chain_match_the_records(demo):
     rows = list(read_jsonl(eval_after() / "trajectories.jsonl"))
     i = next(k for k, r in enumerate(rows) if r["em"] == 1 and r["accesses"] > 0)
     ep = get(demo, f"/api/runs/after/episodes/{i}")
-    steps = rows[i]["trajectory"]["info"]["steps"]
+    steps = rows[i]["trajectory"]["steps"]
     assert [t["kind"] for t in ep["turns"]] == [s.get("tool") or s.get("kind") for s in steps]
     search = next(t for t, s in zip(ep["turns"], steps, strict=True) if t["kind"] == "search")
     assert [h["url"] for h in search["hits"]] == next(s["hit_urls"] for s in steps if s.get("hit_urls"))

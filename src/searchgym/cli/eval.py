@@ -58,14 +58,26 @@ def _backend(
     return HFGenerator(m, tok), tok, Path(model).name
 
 
-def _protocol(tokenizer, requested: str) -> str:
-    """`auto`: tags when the tokenizer has the protocol tags as tokens (tiny models), else JSON tool calls."""
-    if requested != "auto":
+def _protocol(model: str | None, requested: str | None) -> str:
+    """`--protocol` when given, else the model's card (`searchgym.models.card`), else a one-line refusal."""
+    from searchgym.env.protocol import PROTOCOLS
+    from searchgym.errors import InputError
+    from searchgym.models.card import CARD_FILE, read_card
+
+    if requested:
+        if requested not in PROTOCOLS:
+            raise InputError(f"--protocol {requested!r}: expected one of {', '.join(PROTOCOLS)}")
         return requested
-    return "tags" if "<search>" in tokenizer.get_added_vocab() else "json"
+    card = read_card(model) if model else None
+    if card is None:
+        raise InputError(
+            f"{model}: no {CARD_FILE} says which protocol the model speaks; pass --protocol tags (tag actions: "
+            "tiny and base models) or --protocol json (tool calls: chat models)"
+        )
+    return card.protocol
 
 
-def _run(tasks, engine, generator, tokenizer, cfg) -> list[dict]:
+def _run(tasks, engine, generator, tokenizer, cfg) -> list:
     from rich.progress import Progress
 
     from searchgym.eval.harness import evaluate
@@ -86,7 +98,7 @@ def eval_cmd(
         None, help="sampling temperature (default 0 = greedy; 1.0 if --samples > 1)"
     ),
     protocol: str = typer.Option(
-        "auto", help="tags | json | auto (tags for tokenizers with the protocol tags)"
+        None, help="tags | json (default: the model's searchgym_card.json; the demo writes one)"
     ),
     qa: Path = typer.Option(None, help="external questions JSONL (Search-R1: question, golden_answers)"),
     corpus: Path = typer.Option(None, help="external corpus JSONL (Search-R1: id, contents) for --qa"),
@@ -101,7 +113,7 @@ def eval_cmd(
     set_: list[str] = typer.Option(None, "--set", help="dotted override, e.g. env.max_turns=6"),
 ) -> None:
     """Run a model as a search agent on a task set (or an external QA set) and write trajectories + a report."""
-    from searchgym.eval.harness import load_qa_jsonl, select, summarize
+    from searchgym.eval.harness import eval_meta, load_qa_jsonl, select, summarize
     from searchgym.eval.report import write_eval_dir
 
     if samples and samples > 1 and temperature is None:
@@ -109,8 +121,9 @@ def eval_cmd(
     cfg = _config(
         config, set_, split=split, limit=limit, samples=samples, **{"rollout.temperature": temperature}
     )
+    env_protocol = _protocol(model or tokenizer, protocol)  # before loading: a missing card fails fast
     generator, tok, name = _backend(model, endpoint, served_model, tokenizer, dtype)
-    cfg.env = type(cfg.env).from_dict({**cfg.env.to_dict(), "protocol": _protocol(tok, protocol)})
+    cfg.env = type(cfg.env).from_dict({**cfg.env.to_dict(), "protocol": env_protocol})
     if qa:
         from searchgym.index.build import engine_from_documents, load_corpus_jsonl
 
@@ -118,6 +131,7 @@ def eval_cmd(
             raise typer.BadParameter("--qa needs --corpus (Search-R1 corpus JSONL)")
         engine = engine_from_documents(load_corpus_jsonl(corpus), backend)
         chosen, label = select(load_qa_jsonl(qa), "", cfg.limit), qa.stem
+        world_path, task_set = None, None
     else:
         from searchgym.index.build import load_engine
         from searchgym.tasks.store import load_tasks, task_set_dir
@@ -127,10 +141,10 @@ def eval_cmd(
         path = Path(tasks) if Path(tasks).is_dir() else task_set_dir(world, tasks)
         engine = load_engine(world, backend)
         chosen, label = select(load_tasks(path), cfg.split, cfg.limit), Path(tasks).name
+        world_path, task_set = world.resolve(), path.resolve()
     records = _run(chosen, engine, generator, tok, cfg)
     summary = summarize(records)
-    meta = {"model": name, "tasks": label, "split": cfg.split if not qa else "", "protocol": cfg.env.protocol}
-    meta["config"] = cfg.to_dict()
+    meta = eval_meta(name, label, "" if qa else cfg.split, cfg, world=world_path, task_set=task_set)
     target = out or Path("runs/eval") / f"{name}-{label}"
     write_eval_dir(target, records, summary, meta, overwrite)
     o = summary["overall"]
@@ -150,7 +164,7 @@ def passrate(
     samples: int = typer.Option(4, help="K rollouts per task"),
     temperature: float = typer.Option(1.0, help="sampling temperature"),
     limit: int = typer.Option(0, help="only the first N tasks (0 = all)"),
-    protocol: str = typer.Option("auto", help="tags | json | auto"),
+    protocol: str = typer.Option(None, help="tags | json (default: the model's searchgym_card.json)"),
     dtype: str = typer.Option("float32", help="float32 | bfloat16 | float16"),
     set_: list[str] = typer.Option(None, "--set", help="dotted EvalConfig override"),
 ) -> None:
@@ -163,8 +177,9 @@ def passrate(
     cfg = _config(
         None, set_, split=split, limit=limit, samples=samples, **{"rollout.temperature": temperature}
     )
+    env_protocol = _protocol(model, protocol)
     generator, tok, name = _backend(model, None, None, None, dtype)
-    cfg.env = type(cfg.env).from_dict({**cfg.env.to_dict(), "protocol": _protocol(tok, protocol)})
+    cfg.env = type(cfg.env).from_dict({**cfg.env.to_dict(), "protocol": env_protocol})
     path = resolve(Path(tasks) if Path(tasks).is_dir() else task_set_dir(world, tasks))
     records = _run(select(load_tasks(path), cfg.split, cfg.limit), load_engine(world), generator, tok, cfg)
     rates = pass_rates(records)

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from searchgym.eval.harness import EpisodeRecord
 from searchgym.io import atomic_dir, write_json, write_jsonl
 
-GROUP_TITLES = {"type": "task type", "hops": "hops", "level": "level"}
+GROUP_TITLES = {"type": "task type", "hops": "hops", "level": "level", "source": "data source"}
 
 
 def _pct(x: float | None) -> str:
@@ -16,11 +17,13 @@ def _pct(x: float | None) -> str:
 
 
 def _table(groups: dict[str, dict[str, float]], key: str) -> list[str]:
-    lines = [f"| {key} | n | EM | F1 | cover-EM | reward |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"| {key} | n | success | EM | F1 | cover-EM | reward |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, s in groups.items():
-        lines.append(
-            f"| {name} | {s['n']} | {_pct(s['em'])} | {_pct(s['f1'])} | {_pct(s['cover_em'])} | {_pct(s['reward'])} |"
-        )
+        cells = " | ".join(_pct(s[k]) for k in ("success", "em", "f1", "cover_em", "reward"))
+        lines.append(f"| {name} | {s['n']} | {cells} |")
     return lines
 
 
@@ -32,13 +35,15 @@ def markdown(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         f"# Evaluation: {meta.get('model', '?')}",
         "",
         f"Tasks: `{meta.get('tasks', '?')}` (split `{meta.get('split') or 'all'}`), {summary['tasks']} tasks × "
-        f"{summary['samples']} sample(s) = {summary['episodes']} episodes; protocol `{meta.get('protocol')}`.",
+        f"{summary['samples']} sample(s) = {summary['episodes']} episodes; protocol `{meta.get('protocol')}`; "
+        f"success = {meta.get('success_rule', '?')}.",
+        *([f"World `{meta['world']}`, task set `{meta['task_set']}`."] if meta.get("world") else []),
         "",
         "## Overall (percent)",
         "",
-        "| EM | F1 | cover-EM | reward | evidence recall | invalid-format episodes | answered |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-        f"| {_pct(o['em'])} | {_pct(o['f1'])} | {_pct(o['cover_em'])} | {_pct(o['reward'])} | "
+        "| success | EM | F1 | cover-EM | reward | evidence recall | invalid-format episodes | answered |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| {_pct(o['success'])} | {_pct(o['em'])} | {_pct(o['f1'])} | {_pct(o['cover_em'])} | {_pct(o['reward'])} | "
         f"{_pct(summary['evidence_recall'])} | {_pct(summary['invalid_format_rate'])} | "
         f"{_pct(summary['answered_rate'])} |",
         "",
@@ -61,9 +66,10 @@ def _bar_chart(path: Path, groups: dict[str, dict[str, float]], title: str) -> N
 
     names = list(groups)
     fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(names) + 2), 3.2))
-    width = 0.27
-    for j, metric in enumerate(("em", "f1", "cover_em")):
-        xs = [i + (j - 1) * width for i in range(len(names))]
+    metrics = ("success", "em", "f1", "cover_em")
+    width = 0.8 / len(metrics)
+    for j, metric in enumerate(metrics):
+        xs = [i + (j - (len(metrics) - 1) / 2) * width for i in range(len(names))]
         ax.bar(xs, [100 * groups[n][metric] for n in names], width, label=metric)
     ax.set_xticks(range(len(names)), names)
     ax.set_ylabel("percent")
@@ -75,17 +81,17 @@ def _bar_chart(path: Path, groups: dict[str, dict[str, float]], title: str) -> N
     plt.close(fig)
 
 
-def _actions_chart(path: Path, records: Sequence[dict[str, Any]]) -> None:
+def _actions_chart(path: Path, records: Sequence[EpisodeRecord]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    top = max([r["turns"] for r in records] + [1])
+    top = max([r.episode.turns for r in records] + [1])
     bins = [x - 0.5 for x in range(top + 2)]
     for key in ("turns", "searches", "accesses"):
-        ax.hist([r[key] for r in records], bins=bins, alpha=0.5, label=key)
+        ax.hist([getattr(r.episode, key) for r in records], bins=bins, alpha=0.5, label=key)
     ax.set_xlabel("per episode")
     ax.set_ylabel("episodes")
     ax.set_title("actions per episode")
@@ -97,14 +103,15 @@ def _actions_chart(path: Path, records: Sequence[dict[str, Any]]) -> None:
 
 def write_eval_dir(
     out: Path,
-    records: Sequence[dict[str, Any]],
+    records: Sequence[EpisodeRecord],
     summary: dict[str, Any],
     meta: dict[str, Any],
     overwrite: bool,
 ) -> Path:
-    """Everything or nothing: the directory appears in one rename once every file is written."""
+    """Everything or nothing: the directory appears in one rename once every file is written. `meta` comes from
+    `harness.eval_meta`."""
     with atomic_dir(Path(out), overwrite=overwrite) as tmp:
-        write_jsonl(tmp / "trajectories.jsonl", records)
+        write_jsonl(tmp / "trajectories.jsonl", (r.to_dict() for r in records))
         write_json(tmp / "summary.json", {"meta": meta, **summary})
         for key, title in GROUP_TITLES.items():
             _bar_chart(tmp / f"by_{key}.png", summary["by"][key], title)
