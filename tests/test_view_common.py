@@ -19,9 +19,8 @@ import torch
 import yaml
 
 from searchgym.advantage.config import TRACConfig
-from searchgym.advantage.estimators import TRACBatch, teacher_terms
+from searchgym.advantage.estimators import TRACBatch, compute, rollout_stats
 from searchgym.advantage.teacher import HFTeacher
-from searchgym.advantage.trac import WDState, outcome_advantage
 from searchgym.agents.oracle import Oracle
 from searchgym.env.env import EnvConfig, SearchEnv
 from searchgym.env.protocol import PROTOCOL_TAGS
@@ -36,6 +35,8 @@ from searchgym.rollout.hf import HFGenerator
 from searchgym.tasks.config import TaskConfig
 from searchgym.tasks.store import load_tasks, save_tasks
 from searchgym.tasks.synth import build_tasks
+from searchgym.trainer.rollout_log import rollout_records as trainer_rollout_records
+from searchgym.trainer.trac_grpo import TRACStep
 from searchgym.world.build import WorldConfig
 
 PROMPT = "Answer by searching. One action per turn: <search> q </search>, <access> url </access> or <answer> a </answer>.\nQuestion: {question}\n"  # fmt: skip
@@ -187,45 +188,23 @@ def rollout_records(step: int, task_list: list, group_size: int, seed: int) -> l
         mask[b, : len(tr.env_mask)] = torch.tensor(tr.env_mask, dtype=torch.float)
         behaviour[b, : len(tr.logprobs)] = torch.tensor(tr.logprobs)
     rewards = torch.tensor([tr.reward for tr in trajs])
-    tb = TRACBatch(rewards, group_size, mask, completion(scores[0]), behaviour, completion(scores[1]),
+    success = torch.tensor([tr.episode.success for tr in trajs])
+    tb = TRACBatch(rewards, group_size, mask, success, completion(scores[0]), behaviour, completion(scores[1]),
                    vocab_size=teacher.vocab_size)  # fmt: skip
-    cfg = TRACConfig()
-    terms = teacher_terms(tb, cfg, WDState(window=cfg.wd_window, init=cfg.wd_init))
-    adv = outcome_advantage(rewards, tb.gid)
-    rows = []
-    for b, (task, tr) in enumerate(zip(batch_tasks, trajs, strict=True)):
-        n, g = len(tr.completion_ids), b // group_size
-        ep = tr.info.get("episode", {})
-        members = range(g * group_size, (g + 1) * group_size)
-        rows.append(
-            {
-                "step": step,
-                "task_id": task.id,
-                "group": g,
-                "sample": b % group_size,
-                "question": task.question,
-                "gold": task.answers,
-                "level": task.level,
-                "type": task.type,
-                "reward": tr.reward,
-                "success": ep.get("em", 0.0) >= 1.0,
-                "advantage": adv[b].item(),
-                "tokens": [tok.decode([i]) for i in tr.completion_ids],
-                "token_ids": tr.completion_ids,
-                "env_mask": tr.env_mask,
-                "steps": tr.info.get("steps", []),
-                "episode": ep,
-                "trac": {
-                    "r_hat": terms["r_hat"][b, :n].tolist(),
-                    "omega": terms["omega"][b, :n].tolist(),
-                    "w_c": terms["w_c"][b, :n].tolist(),
-                    "w_p": terms["w_p"][b].item(),
-                    "w_d": terms["w_d"][b].item(),
-                    "group_success": [bool(terms["correct"][m]) for m in members],
-                },
-            }
-        )
-    return rows
+    result = compute("trac", tb, TRACConfig())
+    inputs = [
+        {"task_id": t.id, "question": t.question, "gold": t.answers, "level": t.level, "type": t.type,
+         "env_reward": tr.reward, "success": tr.episode.success, "env_steps": [s.to_dict() for s in tr.steps],
+         "env_info": tr.episode.to_dict()}
+        for t, tr in zip(batch_tasks, trajs, strict=True)
+    ]  # fmt: skip
+    rec = TRACStep(
+        step=step, estimator="trac", advantages=result.advantages, trl_advantages=rewards,
+        diagnostics=result.diagnostics, terms=result.terms, stats=rollout_stats(tb, TRACConfig()),
+        rows=slice(0, len(trajs)), num_generations=group_size, inputs=inputs,
+        completion_ids=[tr.completion_ids for tr in trajs], env_mask=[tr.env_mask for tr in trajs],
+    )  # fmt: skip
+    return trainer_rollout_records(rec, list(range(len(trajs))), tok)
 
 
 @functools.cache
