@@ -191,11 +191,6 @@ def test_a_corrupted_byte_in_any_world_file_is_named(base: Path, tmp_path: Path)
         one_error_line(cli("world", "info", w), str(w / f.name), f"searchgym world build {w} --overwrite")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="world/store.read_manifest must parse with searchgym.io.read_json (a 0xff byte is a UnicodeDecodeError "
-    "it does not catch); owner: world helper",
-)
 def test_a_corrupted_world_manifest_is_named(base: Path, tmp_path: Path):
     w = tmp_path / "w"
     shutil.copytree(base, w, ignore=shutil.ignore_patterns("index", "tasks"))

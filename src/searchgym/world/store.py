@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from searchgym.errors import SearchGymError
-from searchgym.io import atomic_open, read_jsonl, sha256_file, write_json
+from searchgym.io import atomic_open, read_json, read_jsonl, sha256_file, write_json
 from searchgym.types import Document
 from searchgym.world.claims import Claim, distractor_entities, noise_claims
 from searchgym.world.corpus import url_for
@@ -145,10 +145,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise WorldError(f"{path} is not a world directory; build one with `searchgym world build {path}`")
     if not mf.exists():
         raise WorldError(f"{mf} is missing: not a world directory, or its build did not finish")
-    try:
-        manifest = json.loads(mf.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise WorldError(f"{mf} is not valid JSON ({e.msg}); the world is damaged, rebuild it") from e
+    manifest = read_json(mf, f"the world is damaged; rebuild it with `searchgym world build {path} --overwrite`")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise WorldError(
             f"{mf}: format_version {manifest.get('format_version')!r} is not {FORMAT_VERSION}; rebuild the world"
