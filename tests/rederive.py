@@ -40,6 +40,13 @@ def _pattern(template: str) -> re.Pattern[str]:
     return re.compile("".join(parts))
 
 
+def _anchor(template: str) -> str:
+    """The template's longest piece of fixed text (a sentence without it cannot match; checked before the regex)."""
+    pieces = [x.strip() for x in _FIELD.split(template)[::2]]
+    best = max(pieces, key=len, default="")
+    return "" if best in ("a", "A") else best.removeprefix("a ").removeprefix("A ")
+
+
 def _literal(template: str) -> int:
     """How much fixed text a template has (its specificity)."""
     return len(_FIELD.sub("", template))
@@ -81,15 +88,17 @@ class CorpusReading:
             for r in self.schema.relations
         }
         rel_patterns = [
-            (r, t, _pattern(t)) for r in self.schema.relations for t in (*r.phrasings, *r.other_phrasings)
+            (r, t, _anchor(t), _pattern(t))
+            for r in self.schema.relations
+            for t in (*r.phrasings, *r.other_phrasings)
         ]
         attr_patterns = [
-            (t.name, a.name, p, _pattern(p))
+            (t.name, a.name, p, _anchor(p), _pattern(p))
             for t in self.schema.entity_types
             for a in t.attributes
             for p in a.phrasings
         ]
-        lead_fields = [(t.name, p, _pattern(p)) for t in self.schema.entity_types for p in t.lead]
+        lead_fields = [(t.name, p, _anchor(p), _pattern(p)) for t in self.schema.entity_types for p in t.lead]
         labels = {
             (r.source if r.cardinality != "1-n" else r.target, r.label): r for r in self.schema.relations
         }
@@ -119,17 +128,17 @@ class CorpusReading:
                 # every reading of the sentence; only the most specific ones count (the template with the most
                 # literal text: "X is a work by Y." is a creator sentence, not the medium "work by Y")
                 readings = []
-                for r, t, p in rel_patterns:
-                    m = p.fullmatch(sent)
+                for r, t, anchor, p in rel_patterns:
+                    m = anchor in sent and p.fullmatch(sent)
                     if m and m["source"] in self.titles and m["target"] in self.titles:
                         if (self.type_of[m["source"]], self.type_of[m["target"]]) == (r.source, r.target):
                             readings.append((_literal(t), "rel", r, m.groupdict()))
-                for ty, a, t, p in attr_patterns:
-                    m = p.fullmatch(sent)
+                for ty, a, t, anchor, p in attr_patterns:
+                    m = anchor in sent and p.fullmatch(sent)
                     if m and m["name"] in self.titles and self.type_of[m["name"]] == ty:
                         readings.append((_literal(t), "attr", a, m.groupdict()))
-                for ty, t, p in lead_fields:
-                    m = p.fullmatch(sent)
+                for ty, t, anchor, p in lead_fields:
+                    m = anchor in sent and p.fullmatch(sent)
                     if m and m.groupdict().get("name") in self.titles and self.type_of[m["name"]] == ty:
                         readings.append((_literal(t), "lead", None, m.groupdict()))
                 best = max((x[0] for x in readings), default=0)
