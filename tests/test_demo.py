@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from searchgym.cli import app
@@ -29,27 +30,47 @@ SMALL = [
 ]
 
 
+def run(out: Path, *args: str) -> str:
+    res = CliRunner().invoke(app, ["demo", "--out", str(out), *args])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    return res.output
+
+
 @pytest.mark.slow
 def test_demo_runs_every_stage_and_writes_the_report(tmp_path: Path):
     out = tmp_path / "demo"
-    res = CliRunner().invoke(app, ["demo", "--out", str(out), "--seed", "3", *SMALL])
-    assert res.exit_code == 0, res.output
-    assert f"report: {out / 'report.md'}" in res.output
-    before = json.loads((out / "eval_before.json").read_text())
-    after = json.loads((out / "eval_after.json").read_text())
-    assert before["n"] == after["n"] == 6
+    assert f"report: {out / 'report.md'}" in run(out, "--seed", "3", *SMALL)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["complete"] and summary["held_out_tasks"] == 6 and summary["rl"]["steps"] == 2
+    # both evaluations are eval directories of eval.harness, their numbers are the report's
+    evals = {w: json.loads((out / f"eval_{w}" / "summary.json").read_text()) for w in ("before", "after")}
+    for w, ev in evals.items():
+        assert ev["tasks"] == 6 and ev["overall"]["success"] == summary["overall"][w]["mean"]
+        assert ev["meta"]["world"] == str((out / "world").resolve()) and ev["meta"]["task_set"] == "demo"
+        assert len((out / f"eval_{w}" / "trajectories.jsonl").read_text().splitlines()) == 6
     report = (out / "report.md").read_text()
-    assert f"Held-out success before RL: {before['success']:.1%}. After RL: {after['success']:.1%}" in report
-    assert "RL ran 2 TRAC-GRPO steps" in report
+    assert report.splitlines()[0] == "# SearchGym demo report"
+    b, a, g = (summary["overall"][k] for k in ("before", "after", "gain"))
+    assert f"Held-out success before RL: {b['mean']:.1%}. After RL: {a['mean']:.1%}" in report
+    assert f"95 % paired bootstrap interval [{100 * g['low']:+.1f}, {100 * g['high']:+.1f}]" in report
+    assert g["low"] <= g["mean"] <= g["high"] and g["mean"] == pytest.approx(a["mean"] - b["mean"])
+    assert "RL ran 2 TRAC-GRPO steps (of 2 planned)" in report
+    assert "| level | tasks | before | after | gain |" in report and "## Training curve" in report
+    assert summary["training_curve"][-1]["steps"] == "2-2" and "trac/teacher_fallback" in summary["trac"]
     for png in ("training.png", "levels.png", "trac.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
-    metrics = [json.loads(x) for x in (out / "rl" / "metrics.jsonl").read_text().splitlines()]
-    assert any(k.startswith("trac/") for k in metrics[0])
+    for model in (
+        "student_sft",
+        "teacher_sft",
+        "rl/final",
+    ):  # `searchgym eval` reads the protocol from the card
+        assert json.loads((out / model / "searchgym_card.json").read_text())["protocol"] == "tags"
+    rl_cfg = (out / "rl" / "config.yaml").read_text()
+    assert "tasks/demo-rl" in rl_cfg and "kind: hf" in rl_cfg and "teacher_sft" in rl_cfg
     # sft_task_share 0.5: the oracle transcripts and the RL task set are disjoint halves of the train split
     sft_ids = {json.loads(x)["task_id"] for x in (out / "transcripts.jsonl").read_text().splitlines()}
     rl_ids = {json.loads(x)["id"] for x in (out / "world/tasks/demo-rl/tasks.jsonl").read_text().splitlines()}
     assert sft_ids and rl_ids and not sft_ids & rl_ids
-    assert "tasks/demo-rl" in (out / "rl" / "config.yaml").read_text()
     cfg = (out / "demo_config.yaml").read_text()
     assert "rl_max_steps: 2" in cfg and "seed: 3" in cfg
     # a second run reuses the finished stages (same SFT weights) and redoes RL
@@ -59,6 +80,58 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path: Path):
     assert (out / "student_sft" / "model.safetensors").stat().st_mtime_ns == sft
     report = (out / "report.md").read_text()
     assert "RL ran 2 GRPO steps" in report and "trac.png" not in report  # no teacher: no TRAC diagnostics
+    assert "teacher" not in yaml.safe_load((out / "rl" / "config.yaml").read_text())["teacher"]["path"]
+
+
+def _result(out: Path) -> tuple[str, str, dict]:
+    """The report up to its wall times (run directory replaced by OUT), summary.json, the after-eval's numbers and
+    every RL step's metrics (loss, entropy, rewards, TRAC terms) but its wall times."""
+    report = (out / "report.md").read_text().replace(str(out), "OUT").split("## Wall times")[0]
+    ev = json.loads((out / "eval_after" / "summary.json").read_text())
+    ev.pop("meta")
+    steps = [json.loads(x) for x in (out / "rl" / "metrics.jsonl").read_text().splitlines()]
+    ev["rl"] = [{k: v for k, v in m.items() if "time" not in k and "per_second" not in k} for m in steps]
+    return report, (out / "summary.json").read_text(), ev
+
+
+@pytest.mark.slow
+def test_same_seed_same_report_numbers_on_a_loaded_machine(tmp_path: Path):
+    args = ["--seed", "5", *SMALL, "rl_max_steps=4"]
+    run(tmp_path / "idle", *args)
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    try:
+        run(tmp_path / "loaded", *args)
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+    idle, loaded = _result(tmp_path / "idle"), _result(tmp_path / "loaded")
+    assert idle[1] == loaded[1]  # summary.json byte for byte
+    assert idle[0] == loaded[0] and idle[2] == loaded[2]
+    assert json.loads(idle[1])["rl"]["steps"] == 4
+    timings = [json.loads((tmp_path / d / "timings.json").read_text()) for d in ("idle", "loaded")]
+    assert timings[0] != timings[1]  # only the wall times differ
+
+
+@pytest.mark.slow
+def test_safety_stop_marks_the_report_incomplete_and_the_next_run_redoes_the_cut_stages(tmp_path: Path):
+    out = tmp_path / "demo"
+    run(out, *SMALL, "--minutes", "0.0001")
+    first = (out / "report.md").read_text().splitlines()[0]
+    assert first.startswith("# SearchGym demo report — INCOMPLETE: SFT student stopped at step 1 of 6")
+    summary = json.loads((out / "summary.json").read_text())
+    assert not summary["complete"] and summary["rl"]["steps"] == 1 and "TRAC-GRPO stopped" in first
+    assert set(json.loads((out / "incomplete.json").read_text())) == {
+        "SFT student",
+        "SFT teacher",
+        "TRAC-GRPO",
+    }
+    run(out, "--config", str(out / "demo_config.yaml"), "minutes=60")
+    assert (out / "report.md").read_text().splitlines()[0] == "# SearchGym demo report"
+    assert (
+        json.loads((out / "summary.json").read_text())["rl"]["steps"] == 2
+        and not (out / "incomplete.json").exists()
+    )
 
 
 def test_demo_rejects_unknown_override(tmp_path: Path):

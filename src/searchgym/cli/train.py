@@ -71,7 +71,10 @@ def demo(
     ),
     out: Path = typer.Option(None, "--out", help="run directory (default runs/demo)"),
     minutes: float = typer.Option(
-        None, "--minutes", help="time budget; RL steps are fitted into it (default 20)"
+        None,
+        "--minutes",
+        help="safety stop only (default 60): past it the running training stage stops and the report is "
+        "marked INCOMPLETE; every stage otherwise runs its fixed step count",
     ),
     seed: int = typer.Option(None, "--seed", help="world, tasks and training seed (default 0)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="rebuild every stage even if it exists"),

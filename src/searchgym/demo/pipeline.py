@@ -1,26 +1,23 @@
 """`searchgym demo`: the whole pipeline on a 2-core CPU, end to end, in about 20 minutes.
 
-world -> index -> tasks -> oracle transcripts -> SFT warm-start (student, and a larger teacher trained longer)
+world -> index -> tasks -> oracle transcripts -> SFT warm-start (student, and a teacher trained longer)
 -> held-out evaluation -> TRAC-GRPO through the curriculum -> held-out evaluation -> report (Markdown + PNG).
 Every stage writes into `--out` and is skipped when its output already exists (unless `--overwrite`).
-RL runs until its share of the time budget is used (or `rl_max_steps`), whichever comes first.
+Every stage runs a fixed number of steps, so the same seed gives the same report numbers on a loaded or an idle
+machine; `minutes` is only a safety stop (`demo.progress.SafetyStop`) that marks the report INCOMPLETE. Both
+evaluations go through `eval.harness` and are written as eval directories (`eval_before/`, `eval_after/`).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from transformers import TrainerCallback
-
 from searchgym.config import ConfigError, YamlConfig
-from searchgym.io import atomic_write_text, write_json
-
-console = Console(stderr=True)
-
+from searchgym.io import read_json, write_json
 
 # A short prompt and no <think>: a few-million-parameter model learns the act-observe loop much faster when the
 # sequences are short; the full protocol (think, long instructions) is the default everywhere else. [ours]
@@ -33,7 +30,9 @@ DEMO_PROMPT = (
 @dataclass
 class DemoConfig(YamlConfig):
     out: str = "runs/demo"
-    minutes: float = 20.0
+    # safety stop only: past it the running training stage stops and the report says INCOMPLETE in its first
+    # line. The default run takes about 20 minutes on 2 idle cores; the margin is for a busy machine.
+    minutes: float = 60.0
     seed: int = 0
     threads: int = 1  # torch threads: tiny models are latency-bound, extra threads mostly contend
     num_entities: int = 300
@@ -89,11 +88,15 @@ class DemoConfig(YamlConfig):
     teacher_lr: float = 2e-3  # continuing from the student: a smaller step
     sft_batch_size: int = 8
     eval_tasks: int = 80
+    eval_batch_size: int = (
+        64  # episodes generated together in the evaluations (fixed: batching moves the floats)
+    )
     # share of the train tasks whose oracle transcripts the SFT sees; with < 1 RL trains only on the others (task
     # set "demo-rl"), so RL cannot just replay what SFT memorised. 1.0 = SFT and RL share all train tasks.
     sft_task_share: float = 1.0
-    rl_max_steps: int = 200
-    rl_share: float = 0.5  # at most this share of the time budget goes to RL
+    rl_max_steps: int = (
+        200  # the RL stage's optimizer steps (always all of them, unless the safety stop fires)
+    )
     train: dict[str, Any] = field(
         default_factory=lambda: {
             "estimator": "trac",
@@ -124,67 +127,51 @@ class DemoConfig(YamlConfig):
     )
 
 
-class TimeBudget(TrainerCallback):
-    """Stops training once `seconds` have passed (checked after every optimizer step)."""
-
-    def __init__(self, seconds: float):
-        self.deadline = time.monotonic() + seconds
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if time.monotonic() >= self.deadline:
-            control.should_training_stop = True
-        return control
-
-
-class RichSteps(TrainerCallback):
-    """A rich progress bar over optimizer steps showing the latest loss, or reward and success for RL."""
-
-    def __init__(self, progress: Any, total: int, label: str):
-        self.progress, self.task = progress, progress.add_task(label, total=total, info="")
-
-    def on_step_end(self, args, state, control, **kwargs):
-        self.progress.update(self.task, completed=state.global_step)
-        return control
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs and "reward" in logs:
-            info = f"reward {logs['reward']:.3f}  success {logs.get('searchgym/success', 0):.2f}"
-            self.progress.update(self.task, info=info)
-        elif logs and "loss" in logs:
-            self.progress.update(self.task, info=f"loss {logs['loss']:.3f}")
-        return control
-
-
-def evaluate(model_dir: Path, tasks: list, world_dir: Path, env: dict, rollout: dict) -> dict[str, Any]:
-    """Greedy held-out evaluation: success (exact match of the answer) and reward, overall and per level."""
+def evaluate_model(
+    model_dir: Path,
+    tasks: list,
+    world_dir: Path,
+    env: dict,
+    rollout: dict,
+    batch_size: int = 64,
+    on_batch: Callable[[int], None] | None = None,
+) -> list:
+    """Greedy held-out evaluation through `eval.harness.evaluate`: one `EpisodeRecord` per task."""
     import torch
 
-    from searchgym.env.env import EnvConfig, SearchEnv
+    from searchgym.eval.harness import evaluate as harness_evaluate
     from searchgym.index.build import load_engine
     from searchgym.models.load import load_model_and_tokenizer
-    from searchgym.rollout.episodes import RolloutConfig
-    from searchgym.rollout.episodes import rollout as run_rollout
     from searchgym.rollout.hf import HFGenerator
 
     model, tok = load_model_and_tokenizer(model_dir)
-    engine = load_engine(world_dir)
-    ecfg = EnvConfig.from_dict(env)
-    rcfg = RolloutConfig.from_dict({**rollout, "temperature": 0.0})
+    cfg = eval_config(env, rollout, batch_size)
     with torch.no_grad():
-        trajs = run_rollout(tasks, lambda: SearchEnv(engine, ecfg), HFGenerator(model, tok, 64), tok, rcfg)
-    by_level: dict[str, list[float]] = {}
-    rows = []
-    for task, tr in zip(tasks, trajs, strict=True):
-        ok = float(tr.episode is not None and tr.episode.success)
-        by_level.setdefault(str(task.level), []).append(ok)
-        rows.append({"task_id": task.id, "level": task.level, "reward": tr.reward, "success": ok})
-    mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
+        return harness_evaluate(
+            tasks, load_engine(world_dir), HFGenerator(model, tok, batch_size), tok, cfg, on_batch
+        )
+
+
+def eval_config(env: dict, rollout: dict, batch_size: int) -> Any:
+    from searchgym.eval.harness import EvalConfig
+
+    return EvalConfig.from_dict(
+        {"split": "test", "batch_size": batch_size, "env": env, "rollout": {**rollout, "temperature": 0.0}},
+        where="demo evaluation",
+    )
+
+
+def evaluate(model_dir: Path, tasks: list, world_dir: Path, env: dict, rollout: dict) -> dict[str, Any]:
+    """`evaluate_model` as numbers: success, reward, success by level, n (what scripts/experiments.py reads)."""
+    from searchgym.eval.harness import summarize
+
+    s = summarize(evaluate_model(model_dir, tasks, world_dir, env, rollout))
+    by_level = {lv: v["success"] for lv, v in s["by"]["level"].items()}
     return {
-        "success": mean([r["success"] for r in rows]),
-        "reward": mean([r["reward"] for r in rows]),
-        "by_level": {k: mean(v) for k, v in sorted(by_level.items())},
-        "n": len(rows),
-        "rows": rows,
+        "success": s["overall"]["success"],
+        "reward": s["overall"]["reward"],
+        "by_level": by_level,
+        "n": s["tasks"],
     }
 
 
@@ -237,8 +224,16 @@ def split_train_tasks(tasks: list, sft_share: float, seed: int) -> tuple[list, l
     return [t for t in train if t.id in sft_ids], [t for t in train if t.id not in sft_ids]
 
 
-def _done(path: Path, overwrite: bool) -> bool:
-    return path.exists() and not overwrite
+INCOMPLETE_FILE = "incomplete.json"  # stages the safety stop cut short; they are redone by the next run
+
+
+def _done(path: Path, overwrite: bool, stage: str = "", cut: dict[str, str] | None = None) -> bool:
+    return path.exists() and not overwrite and stage not in (cut or {})
+
+
+def rl_name(cfg: DemoConfig) -> str:
+    estimator = cfg.train.get("estimator", "trac")
+    return {"grpo": "GRPO", "trac": "TRAC-GRPO"}.get(estimator, f"GRPO ({estimator} estimator)")
 
 
 def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
@@ -246,11 +241,15 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
     import shutil
 
     import torch
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from searchgym.agents.oracle import Oracle, save_transcripts
+    from searchgym.demo.progress import SafetyStop, StepBar, demo_progress, eval_bar
+    from searchgym.demo.report import write_report
     from searchgym.env.env import EnvConfig
+    from searchgym.eval.harness import eval_meta, summarize
+    from searchgym.eval.report import write_eval_dir
     from searchgym.index.build import build_index, load_engine
+    from searchgym.models.card import ModelCard, write_card
     from searchgym.pipeline import build_world
     from searchgym.tasks.config import TaskConfig
     from searchgym.tasks.store import load_tasks, save_tasks
@@ -261,27 +260,32 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
     from searchgym.world.store import World
 
     split_train_tasks([], cfg.sft_task_share, cfg.seed)  # a bad share fails before any work
+    rl_config(cfg, Path(cfg.out), Path(cfg.out) / "rl")  # so does a bad train section
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     t0 = time.monotonic()
-    budget = cfg.minutes * 60
+    deadline = t0 + cfg.minutes * 60
     out = Path(cfg.out)
     world_dir, task_dir = out / "world", out / "world" / "tasks" / "demo"
     out.mkdir(parents=True, exist_ok=True)
     cfg.to_yaml(out / "demo_config.yaml")
+    marker = out / INCOMPLETE_FILE
+    earlier_cut = read_json(marker, f"delete {marker}") if marker.exists() else {}
+    cut: dict[str, str] = {}  # stage -> why it is incomplete (this run)
     timings: dict[str, float] = {}
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console) as progress:
+    card = ModelCard("tags", "searchgym demo (tiny student / teacher, tag actions)")
+    with demo_progress() as progress:
         stages = progress.add_task("demo", total=9, info="")
 
         def stage(name: str) -> None:
             timings[name] = round(time.monotonic() - t0, 1)
             progress.update(stages, description=f"demo: {name}", advance=1)
+
+        def stopped(name: str, stop: SafetyStop, planned: int) -> None:
+            if stop.stopped_at is not None:
+                cut[name] = (
+                    f"{name} stopped at step {stop.stopped_at} of {planned} by the {cfg.minutes:g}-minute safety stop"
+                )
 
         stage("world")
         if not _done(world_dir / "manifest.json", overwrite):
@@ -309,209 +313,92 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
         tok_dir = out / "tokenizer"
         if not _done(tok_dir, overwrite):
             build_tokenizer(world_dir, rows, cfg.vocab_size).save_pretrained(tok_dir)
+        retrained = False
         for name, shape, steps in (
             ("student", cfg.student, cfg.student_sft_steps),
             ("teacher", cfg.teacher, cfg.teacher_sft_steps),
         ):
-            stage(f"SFT {name}")
+            label = f"SFT {name}"
+            stage(label)
             target = out / f"{name}_sft"
-            if not _done(target / "model.safetensors", overwrite):
-                scfg = SFTRunConfig(
-                    strip_think=not cfg.env.get("require_think", True),
-                    model_size=name,
-                    model_overrides=shape,
-                    max_steps=steps,
-                    learning_rate=cfg.teacher_lr
-                    if name == "teacher" and cfg.teacher_from_student
-                    else cfg.sft_lr,
-                    batch_size=cfg.sft_batch_size,
-                    vocab_size=cfg.vocab_size,
-                    seed=cfg.seed,
-                )
-                bar = RichSteps(progress, steps, f"SFT {name}")
-                init = out / "student_sft" if name == "teacher" and cfg.teacher_from_student else None
-                run_sft(
-                    world_dir,
-                    transcripts,
-                    target,
-                    scfg,
-                    tokenizer_dir=tok_dir,
-                    init_model=init,
-                    callbacks=[bar],
-                )
+            from_student = name == "teacher" and cfg.teacher_from_student
+            if _done(target / "model.safetensors", overwrite, label, earlier_cut) and not (
+                from_student and retrained
+            ):
+                continue
+            scfg = SFTRunConfig(
+                strip_think=not cfg.env.get("require_think", True),
+                model_size=name,
+                model_overrides=shape,
+                max_steps=steps,
+                learning_rate=cfg.teacher_lr if from_student else cfg.sft_lr,
+                batch_size=cfg.sft_batch_size,
+                vocab_size=cfg.vocab_size,
+                seed=cfg.seed,
+            )
+            stop = SafetyStop(deadline)
+            init = out / "student_sft" if from_student else None
+            callbacks = [StepBar(progress, steps, label), stop]
+            run_sft(
+                world_dir,
+                transcripts,
+                target,
+                scfg,
+                tokenizer_dir=tok_dir,
+                init_model=init,
+                callbacks=callbacks,
+            )
+            write_card(target, card)
+            stopped(label, stop, steps)
+            retrained = True
         held_out = held_out_tasks(tasks, cfg.eval_tasks)
         rollout_cfg = cfg.train.get("rollout", {})
-        stage("evaluate before")
-        before = evaluate(out / "student_sft", held_out, world_dir, cfg.env, rollout_cfg)
-        write_json(out / "eval_before.json", before)
-        eval_seconds = time.monotonic() - t0 - timings["evaluate before"]
-        rl_name = _rl_name(cfg)
-        stage(rl_name)
-        rl_dir = out / "rl"
-        shutil.rmtree(rl_dir, ignore_errors=True)
-        tc = rl_config(cfg, out, rl_dir)
-        remaining = budget - (time.monotonic() - t0) - eval_seconds - 30
-        rl_seconds = max(60.0, min(remaining, cfg.rl_share * budget))
-        train(tc, callbacks=[TimeBudget(rl_seconds), RichSteps(progress, cfg.rl_max_steps, rl_name)])
-        stage("evaluate after")
-        after = evaluate(rl_dir / "final", held_out, world_dir, cfg.env, rollout_cfg)
-        write_json(out / "eval_after.json", after)
+        ecfg = eval_config(cfg.env, rollout_cfg, cfg.eval_batch_size)
+        evals = {}
+        for when, model_dir in (("before", out / "student_sft"), ("after", out / "rl" / "final")):
+            if when == "after":
+                stage(rl_name(cfg))
+                rl_dir = out / "rl"
+                shutil.rmtree(rl_dir, ignore_errors=True)
+                stop = SafetyStop(deadline)
+                train(
+                    rl_config(cfg, out, rl_dir),
+                    callbacks=[stop, StepBar(progress, cfg.rl_max_steps, rl_name(cfg))],
+                )
+                write_card(model_dir, card)
+                stopped(rl_name(cfg), stop, cfg.rl_max_steps)
+            stage(f"evaluate {when}")
+            bar = eval_bar(progress, len(held_out), f"evaluate {when}")
+            records = evaluate_model(
+                model_dir, held_out, world_dir, cfg.env, rollout_cfg, cfg.eval_batch_size, on_batch=bar
+            )
+            meta = eval_meta(
+                f"demo {when} RL",
+                "demo",
+                "test",
+                ecfg,
+                world=world_dir.resolve(),
+                task_set=task_dir.resolve(),
+            )
+            write_eval_dir(out / f"eval_{when}", records, summarize(records), meta, overwrite=True)
+            evals[when] = records
         stage("report")
         timings["total"] = round(time.monotonic() - t0, 1)
-        report = write_report(out, before, after, read_metrics(rl_dir), timings, cfg)
+        incomplete = list(cut.values())
+        report = write_report(
+            out,
+            evals["before"],
+            evals["after"],
+            read_metrics(out / "rl"),
+            timings,
+            cfg,
+            rl_name(cfg),
+            incomplete,
+        )
+        if cut:
+            write_json(marker, cut)
+        else:
+            marker.unlink(missing_ok=True)
+        for stale in ("eval_before.json", "eval_after.json"):  # written by demos before the eval directories
+            (out / stale).unlink(missing_ok=True)
     return report
-
-
-def _series(metrics: list[dict], key: str) -> tuple[list[int], list[float]]:
-    pts = [(m["step"], m[key]) for m in metrics if key in m and m[key] is not None]
-    return [p[0] for p in pts], [p[1] for p in pts]
-
-
-def _trac_figure(path: Path, metrics: list[dict]) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-    for key in (
-        "trac/w_P/mean",
-        "trac/w_D/mean",
-        "trac/w_C/mean",
-        "trac/omega/mean",
-        "trac/omega/frac_below_0.1",
-    ):
-        xs, ys = _series(metrics, key)
-        if xs:
-            axes[0].plot(xs, ys, marker=".", label=key.removeprefix("trac/"))
-    axes[0].set_title("calibration weights")
-    axes[0].set_xlabel("optimizer step")
-    axes[0].legend(fontsize=7)
-    for key, label in (
-        ("trac/teacher_reward/correct", "correct rollouts"),
-        ("trac/teacher_reward/wrong", "wrong"),
-    ):
-        xs, ys = _series(metrics, key)
-        if xs:
-            axes[1].plot(xs, ys, marker=".", label=label)
-    axes[1].set_title("mean teacher token reward")
-    axes[1].set_xlabel("optimizer step")
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def _rl_name(cfg: DemoConfig) -> str:
-    estimator = cfg.train.get("estimator", "trac")
-    return {"grpo": "GRPO", "trac": "TRAC-GRPO"}.get(estimator, f"GRPO ({estimator} estimator)")
-
-
-def _trailing_mean(ys: list[float], window: int) -> list[float]:
-    out = []
-    for i in range(len(ys)):
-        recent = ys[max(0, i + 1 - window) : i + 1]
-        out.append(sum(recent) / len(recent))
-    return out
-
-
-def write_report(
-    out: Path, before: dict, after: dict, metrics: list[dict], timings: dict, cfg: DemoConfig
-) -> Path:
-    """report.md plus three figures: training curves, per-level success, TRAC calibration diagnostics."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    for key, label, color in (
-        ("searchgym/success", "success (train rollouts)", "tab:blue"),
-        ("reward", "mean reward", "tab:orange"),
-    ):
-        xs, ys = _series(metrics, key)
-        ax.plot(xs, ys, color=color, alpha=0.25, linewidth=0.8)  # one step = 4 groups: very noisy
-        ax.plot(xs, _trailing_mean(ys, 20), color=color, linewidth=2, label=f"{label}, mean of last 20 steps")
-    xs, ys = _series(metrics, "searchgym/stage")
-    for x, (a, b) in zip(xs[1:], zip(ys, ys[1:], strict=False), strict=False):
-        if b > a:
-            ax.axvline(x, color="grey", linestyle="--", linewidth=1, label="promotion to stage 2")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylim(-0.02, 1.02)
-    ax.legend(loc="upper left", fontsize=8)
-    ax.set_title(f"{_rl_name(cfg)} training")
-    fig.tight_layout()
-    fig.savefig(out / "training.png", dpi=120)
-    plt.close(fig)
-
-    levels = sorted(set(before["by_level"]) | set(after["by_level"]), key=int)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    width = 0.38
-    pos = range(len(levels))
-    ax.bar(
-        [p - width / 2 for p in pos],
-        [before["by_level"].get(lv, 0) for lv in levels],
-        width,
-        label="before RL",
-    )
-    ax.bar(
-        [p + width / 2 for p in pos], [after["by_level"].get(lv, 0) for lv in levels], width, label="after RL"
-    )
-    ax.set_xticks(list(pos), [f"level {lv}" for lv in levels])
-    ax.set_ylabel("held-out success")
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "levels.png", dpi=120)
-    plt.close(fig)
-
-    has_trac = any(k.startswith("trac/") and k != "trac/teacher_fallback" for m in metrics for k in m)
-    if has_trac:
-        _trac_figure(out / "trac.png", metrics)
-    else:
-        (out / "trac.png").unlink(missing_ok=True)  # left by an earlier run with a teacher
-
-    steps = max((m["step"] for m in metrics), default=0)
-    verdict = "higher" if after["success"] > before["success"] else "NOT higher"
-    lines = [
-        "# SearchGym demo report",
-        "",
-        f"**Held-out success before RL: {before['success']:.1%}. After RL: {after['success']:.1%}** "
-        f"({after['success'] - before['success']:+.1%}; after is {verdict} than before) on {before['n']} "
-        "held-out test tasks, greedy decoding, success = exact match of the answer.",
-        "",
-        f"Mean held-out reward: {before['reward']:.3f} before, {after['reward']:.3f} after. "
-        f"RL ran {steps} {_rl_name(cfg)} steps.",
-        "",
-        "| level | before | after |",
-        "| --- | --- | --- |",
-        *[
-            f"| {lv} | {before['by_level'].get(lv, 0):.1%} | {after['by_level'].get(lv, 0):.1%} |"
-            for lv in levels
-        ],
-        "",
-        "![training curves](training.png)",
-        "",
-        "![per-level success](levels.png)",
-        "",
-        *(["![TRAC diagnostics](trac.png)", ""] if has_trac else []),
-        "## Stage timings (seconds from start)",
-        "",
-        *[f"- {k}: {v}" for k, v in timings.items()],
-        "",
-        "## Configuration",
-        "",
-        "```yaml",
-        cfg.to_yaml().rstrip(),
-        "```",
-        "",
-    ]
-    path = out / "report.md"
-    atomic_write_text(path, "\n".join(lines))
-    write_json(
-        out / "summary.json",
-        {
-            "before": {k: v for k, v in before.items() if k != "rows"},
-            "after": {k: v for k, v in after.items() if k != "rows"},
-            "rl_steps": steps,
-            "timings": timings,
-        },
-    )
-    return path
