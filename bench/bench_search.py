@@ -214,7 +214,9 @@ class TantivyDirect:
         ids, texts = _corpus(world)
         for i, text in enumerate(texts):
             title, _, body = text.partition("\n")
-            writer.add_document(tantivy.Document(title=title, body=body, idx=i))
+            doc = tantivy.Document(title=title, body=body)
+            doc.add_unsigned("idx", i)  # idx=i in the constructor would be an i64 into a u64 field
+            writer.add_document(doc)
         writer.commit()
         writer.wait_merging_threads()
         (store / "ids.json").write_text(json.dumps(ids))

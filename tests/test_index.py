@@ -122,8 +122,8 @@ def _brute_top(engine, terms, k):
 
 # (FIRST_DEPTH, SMALL, impact_depth, second-pass costs, methods that must answer some queries)
 PATHS = {
-    "numpy first pass, lists": (16, 0, 4096, None, {"_score", "_plan"}),
-    "python first pass": (16, 10**9, 4096, None, {"_ranked_small", "_plan"}),
+    "numpy first pass, lists": (16, 0, 4096, None, {"_settled_numpy", "_score", "_plan"}),
+    "python first pass": (16, 10**9, 4096, None, {"_settled", "_ranked_small", "_plan"}),
     "shallow heads": (1, 64, 4, None, {"_ranked_small", "_score", "_plan"}),
     "always dense": (1, 0, 64, {"MERGE": 1e9, "LOOKUP": 1e9}, {"_dense"}),
     "always all lists": (8, 64, 8, {"LOOKUP": 1e9, "DENSE_POSTING": 1e9}, {"_plan"}),
@@ -136,7 +136,7 @@ def test_pruned_top_k_is_exact(monkeypatch, path):
     skewed random corpus with ties, whichever pass and plan answers."""
     first, small, depth, costs, used = PATHS[path]
     calls: set[str] = set()
-    for method in ("_score", "_ranked_small", "_plan", "_dense"):
+    for method in ("_settled", "_settled_numpy", "_score", "_ranked_small", "_plan", "_dense"):
         original = getattr(Bm25sEngine, method)
         monkeypatch.setattr(Bm25sEngine, method, lambda *a, _m=method, _f=original: calls.add(_m) or _f(*a))
     monkeypatch.setattr("searchgym.index.bm25s_engine.FIRST_DEPTH", first)

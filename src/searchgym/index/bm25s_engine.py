@@ -15,7 +15,6 @@ Arrays are .npy files read whole at load; nothing is compiled, tokenised or warm
 
 from __future__ import annotations
 
-import heapq
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ SMALL = 256  # first passes with at most this many candidate postings run in pla
 # scanning one document of that sum.
 MERGE, LOOKUP, DENSE_POSTING, DENSE_DOC = 20.0, 25.0, 5.0, 1.6
 ARRAYS = ("docs", "weights", "starts", "impact_docs", "impact_weights", "impact_starts")
-FUZZY_ARRAYS = ("fuzzy_keys", "fuzzy_terms")  # FuzzyVocab's deletion index; memory-mapped (rarely read)
+FUZZY_ARRAYS = ("fuzzy_keys", "fuzzy_terms")  # FuzzyVocab's deletion index
 
 
 @dataclass
@@ -77,6 +76,9 @@ class Bm25sEngine(IndexBackend):
             else None
         )
         self._terms: dict[str, tuple[tuple[int, float], ...]] = {}  # query word -> weighted term ids
+        self._rows: dict[
+            int, list[int]
+        ] = {}  # term id -> its `meta` row (a dict lookup beats numpy indexing)
 
     # ---- building -------------------------------------------------------------------------------------
     @classmethod
@@ -113,9 +115,9 @@ class Bm25sEngine(IndexBackend):
     @classmethod
     def load(cls, directory: Path, **overrides) -> Bm25sEngine:
         config = Bm25sConfig.from_dict({**json.loads((directory / "config.json").read_text()), **overrides})
-        # read whole: memory-mapping would fault pages in one by one during the first queries
-        arrays = {n: np.load(directory / f"{n}.npy") for n in ARRAYS}
-        arrays |= {n: np.load(directory / f"{n}.npy", mmap_mode="r") for n in FUZZY_ARRAYS}
+        # read whole: memory-mapping would fault pages in one by one during the first queries (a typo's
+        # binary search over the deletion index touches a few dozen pages)
+        arrays = {n: np.load(directory / f"{n}.npy") for n in ARRAYS + FUZZY_ARRAYS}
         vocab = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
         return cls(DocStore.load(directory), vocab, arrays, config)
 
@@ -162,45 +164,135 @@ class Bm25sEngine(IndexBackend):
             return []
         docs, scores = self._top_k(terms, k)
         ids = self.store.ids
-        return [(ids[i], s) for i, s in zip(docs.tolist(), scores.tolist(), strict=True)]
+        return [(ids[i], s) for i, s in zip(docs, scores, strict=True)]
 
     def _posting(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """Documents (ascending) and weights of term `t`'s posting list."""
         s, n = int(self.meta[t, 0]), int(self.meta[t, 1])
         return self.docs[s : s + n], self.weights[s : s + n]
 
-    def _top_k(self, query_terms: dict[int, float], k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _meta_rows(self, terms: list[int]) -> list[list[int]]:
+        rows, out = self._rows, []
+        for t in terms:
+            row = rows.get(t)
+            if row is None:
+                row = self.meta[t].tolist()
+                if len(rows) < 1_000_000:
+                    rows[t] = row
+            out.append(row)
+        return out
+
+    def _top_k(self, query_terms: dict[int, float], k: int) -> tuple[list[int], list[float]]:
         """Exact BM25 top-k (score descending, then document order) without reading long lists whole.
 
-        First pass: candidates are every document of the short lists and the first FIRST_DEPTH documents of
-        each long list in weight order, all scored exactly. Their k-th score is a floor that the true top-k
-        reaches. A document outside the candidates scores at most the sum of the weights at which the long
-        lists were cut (the bound); if that is below the floor, the candidates hold the top-k. Otherwise
-        `_plan` picks, knowing the floor, how deep to read each long list (or whether to read them all), and
-        that second pass is final.
+        Short lists (no weight-ordered head) are read whole. If their documents settle the top-k alone
+        (`_settled`), that is the answer. Else the first pass takes as candidates every document of the short
+        lists and the first FIRST_DEPTH documents of each long list in weight order, all scored exactly.
+        Their k-th score is a floor that the true top-k reaches. A document outside the candidates scores at
+        most the sum of the weights at which the long lists were cut (the bound); if that is below the floor,
+        the candidates hold the top-k. Otherwise `_plan` picks, knowing the floor, how deep to read each long
+        list (or whether to read them all), and that second pass is final.
         """
         terms = sorted(query_terms)
         counts = [query_terms[t] for t in terms]
-        meta = self.meta[terms].tolist()
+        meta = self._meta_rows(terms)
         short = [j for j, m in enumerate(meta) if m[3] == 0]
         long = [j for j, m in enumerate(meta) if m[3] > 0]
         if len(terms) == 1 and long and k <= meta[0][3]:  # one list: its top-k heads its weight order
-            s = meta[0][2]
-            return self.impact_docs[s : s + k], self.impact_weights[s : s + k].astype(np.float64) * counts[0]
+            s, c = meta[0][2], counts[0]
+            return self.impact_docs[s : s + k].tolist(), [
+                w * c for w in self.impact_weights[s : s + k].tolist()
+            ]
         depth = [min(max(k, FIRST_DEPTH), meta[j][3]) for j in long]
-        if sum(meta[j][1] for j in short) + sum(depth) <= SMALL:
-            docs, scores = self._ranked_small(meta, counts, short, long, depth, k)
+        in_short = sum(meta[j][1] for j in short)
+        if in_short <= SMALL:
+            partial: dict[int, float] = {}
+            for j in short:
+                s, n, c = meta[j][0], meta[j][1], counts[j]
+                for d, w in zip(self.docs[s : s + n].tolist(), self.weights[s : s + n].tolist(), strict=True):
+                    partial[d] = partial.get(d, 0.0) + w * c
+            if not long:
+                return _best(partial, k)
+            if len(partial) >= k:
+                found = self._settled(partial, meta, counts, long, k)
+                if found is not None:
+                    return found
+            if in_short + sum(depth) <= SMALL:
+                docs, scores = self._ranked_small(partial, meta, counts, long, depth, k)
+            else:
+                docs, scores = _ranked(*self._score(meta, counts, short, long, depth), k)
         else:
+            if long:
+                found = self._settled_numpy(meta, counts, short, long, k)
+                if found is not None:
+                    return found
             docs, scores = _ranked(*self._score(meta, counts, short, long, depth), k)
-        if not long:
-            return docs, scores
-        floor = float(scores[-1]) if len(scores) == k else 0.0
+            if not long:
+                return docs, scores
+        floor = scores[-1] if len(scores) == k else 0.0
         if self._bound(meta, counts, long, depth) < floor:
             return docs, scores
         plan = self._plan(meta, counts, short, long, floor)
         if plan is None:
             return self._dense(meta, counts, floor, k)
         return _ranked(*self._score(meta, counts, *plan), k)
+
+    def _upper(self, meta: list, counts: list[float], long: list[int]) -> float:
+        """The most a document in none of the short lists can score: the long lists' largest weights summed
+        (raised by a part in a billion: the same sum in another order may differ in its last bit, and keeping
+        more candidates is always exact)."""
+        upper = 0.0
+        for j in long:
+            upper += float(self.impact_weights[meta[j][2]]) * counts[j]
+        return upper * (1 + 1e-9)
+
+    def _settled(
+        self, partial: dict[int, float], meta: list, counts: list[float], long: list[int], k: int
+    ) -> tuple[list[int], list[float]] | None:
+        """The top-k when the short lists decide it, else None (MaxScore's test on the short lists alone).
+
+        `partial` holds the short lists' documents scored on those lists only; its k-th score `lo` is a floor
+        the k-th result reaches. If `_upper` is below `lo`, the top-k are among these documents, and only
+        those whose partial score plus `_upper` reaches `lo` are looked up in the long lists."""
+        upper = self._upper(meta, counts, long)
+        lo = sorted(partial.values(), reverse=True)[k - 1]
+        if upper >= lo:
+            return None
+        docs = [d for d, p in partial.items() if p + upper >= lo]
+        totals = [partial[d] for d in docs]
+        cands = np.array(docs, dtype=np.int32)
+        for j in long:
+            c = counts[j]
+            for i, w in enumerate(self._lookup(meta[j], cands).tolist()):
+                if w:
+                    totals[i] += w * c
+        return _best(dict(zip(docs, totals, strict=True)), k)
+
+    def _settled_numpy(
+        self, meta: list, counts: list[float], short: list[int], long: list[int], k: int
+    ) -> tuple[list[int], list[float]] | None:
+        """`_settled` for short lists too long to merge in Python."""
+        cands, partial = self._score(meta, counts, short, [], [])
+        if len(cands) < k:
+            return None
+        upper = self._upper(meta, counts, long)
+        lo = float(np.partition(partial, len(cands) - k)[len(cands) - k])
+        if upper >= lo:
+            return None
+        keep = partial + upper >= lo
+        cands, partial = cands[keep], partial[keep]
+        for j in long:
+            partial += self._lookup(meta[j], cands) * counts[j]
+        return _ranked(cands, partial, k)
+
+    def _lookup(self, row: list[int], cands: np.ndarray) -> np.ndarray:
+        """The weights (0 where absent) of documents `cands` in the list of `meta` row `row`."""
+        s, n = row[0], row[1] + 1  # with the sentinel
+        docs = self.docs[s : s + n]
+        pos = docs.searchsorted(cands)
+        w = self.weights[s : s + n][pos].astype(np.float64)
+        w[docs[pos] != cands] = 0.0
+        return w
 
     def _bound(self, meta: list, counts: list[float], cut: list[int], depth: list[int]) -> float:
         """The most a document outside the first `depth[i]` postings of every list `cut[i]` can score there."""
@@ -253,7 +345,7 @@ class Bm25sEngine(IndexBackend):
             return whole, cut, depth
         return (list(range(len(meta))), [], []) if best == "all" else None
 
-    def _dense(self, meta: list, counts: list[float], floor: float, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _dense(self, meta: list, counts: list[float], floor: float, k: int) -> tuple[list[int], list[float]]:
         """Every list summed over the whole corpus (one bincount); only documents at or above `floor`, a
         score the k-th result reaches, are ranked."""
         docs = np.concatenate([self.docs[m[0] : m[0] + m[1]] for m in meta])
@@ -306,30 +398,31 @@ class Bm25sEngine(IndexBackend):
         return cands, scores
 
     def _ranked_small(
-        self, meta: list, counts: list[float], whole: list[int], cut: list[int], depth: list[int], k: int
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """`_ranked(*_score(...), k)` for a few dozen candidates, in Python: a numpy call costs about as
-        much as handling twenty candidates, and `_score` makes thirty of them."""
-        scores: dict[int, float] = {}
-        for j in whole:
-            s, n, c = meta[j][0], meta[j][1], counts[j]
-            for d, w in zip(self.docs[s : s + n].tolist(), self.weights[s : s + n].tolist(), strict=True):
-                scores[d] = scores.get(d, 0.0) + w * c
+        self,
+        partial: dict[int, float],
+        meta: list,
+        counts: list[float],
+        cut: list[int],
+        depth: list[int],
+        k: int,
+    ) -> tuple[list[int], list[float]]:
+        """`_ranked(*_score(...), k)` for a few dozen candidates, in Python (a numpy call costs about as much
+        as handling twenty candidates): `partial`, the short lists' scores, plus the first `depth[i]`
+        documents in weight order of each list `cut[i]`, looked up in every cut list. Updates `partial`."""
+        scores = partial
         for j, d in zip(cut, depth, strict=True):
             for doc in self.impact_docs[meta[j][2] : meta[j][2] + d].tolist():
                 scores.setdefault(doc, 0.0)
-        if cut:
-            cands = np.fromiter(scores, dtype=np.int32, count=len(scores))
-            for j in cut:
-                s, n, c = meta[j][0], meta[j][1] + 1, counts[j]
-                docs = self.docs[s : s + n]
-                pos = docs.searchsorted(cands)
-                found_docs, weights = docs[pos].tolist(), self.weights[s : s + n][pos].tolist()
-                for d, found, w in zip(scores, found_docs, weights, strict=True):
-                    if found == d:
-                        scores[d] += w * c
-        top = heapq.nsmallest(k, scores.items(), key=lambda x: (-x[1], x[0]))
-        return np.array([d for d, _ in top], dtype=np.int64), np.array([s for _, s in top], dtype=np.float64)
+        cands = np.fromiter(scores, dtype=np.int32, count=len(scores))
+        for j in cut:
+            s, n, c = meta[j][0], meta[j][1] + 1, counts[j]
+            docs = self.docs[s : s + n]
+            pos = docs.searchsorted(cands)
+            found_docs, weights = docs[pos].tolist(), self.weights[s : s + n][pos].tolist()
+            for d, found, w in zip(scores, found_docs, weights, strict=True):
+                if found == d:
+                    scores[d] += w * c
+        return _best(scores, k)
 
     def __len__(self) -> int:
         return len(self.store)
@@ -338,13 +431,23 @@ class Bm25sEngine(IndexBackend):
         return self.store.access(url)
 
 
-def _ranked(docs: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _best(scores: dict[int, float], k: int) -> tuple[list[int], list[float]]:
+    """`_ranked` for a dict of document -> score."""
+    if len(scores) > k:  # the k-th best score in C, then a sort of the few at or above it
+        floor = sorted(scores.values(), reverse=True)[k - 1]
+        top = sorted([(-s, d) for d, s in scores.items() if s >= floor])[:k]
+    else:
+        top = sorted([(-s, d) for d, s in scores.items()])
+    return [d for _, d in top], [-s for s, _ in top]
+
+
+def _ranked(docs: np.ndarray, scores: np.ndarray, k: int) -> tuple[list[int], list[float]]:
     """The k best (score descending, then document order)."""
     if len(docs) > k:
         keep = np.flatnonzero(scores >= np.partition(scores, len(docs) - k)[len(docs) - k])
         docs, scores = docs[keep], scores[keep]
     order = np.lexsort((docs, -scores))[:k]
-    return docs[order], scores[order]
+    return docs[order].tolist(), scores[order].tolist()
 
 
 def _arrays(data, indices, indptr, num_docs: int, depth: int) -> dict[str, np.ndarray]:

@@ -51,15 +51,15 @@ class DocStore:
     def hit(self, i: int, score: float) -> SearchHit:
         return SearchHit(self.ids[i], self.urls[i], self.titles[i], self.text(i), float(score))
 
-    def hits(self, docs: np.ndarray, scores: np.ndarray) -> list[SearchHit]:
+    def hits(self, docs: list[int], scores: list[float]) -> list[SearchHit]:
         """`hit` for many documents at once."""
         if isinstance(self._texts, list):
-            return [self.hit(i, s) for i, s in zip(docs.tolist(), scores.tolist(), strict=True)]
+            return [self.hit(i, s) for i, s in zip(docs, scores, strict=True)]
         blob, off = self._texts
         ids, urls, titles = self.ids, self.urls, self.titles
         return [
             SearchHit(ids[i], urls[i], titles[i], blob[off[i] : off[i + 1]].decode("utf-8"), s)
-            for i, s in zip(docs.tolist(), scores.tolist(), strict=True)
+            for i, s in zip(docs, scores, strict=True)
         ]
 
     def access(self, url: str) -> Document | None:
