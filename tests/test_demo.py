@@ -39,7 +39,7 @@ def run(out: Path, *args: str) -> str:
 @pytest.mark.slow
 def test_demo_runs_every_stage_and_writes_the_report(tmp_path: Path):
     out = tmp_path / "demo"
-    assert f"report: {out / 'report.md'}" in run(out, "--seed", "3", *SMALL)
+    assert f"report: {out / 'report.md'}" in run(out, "--seed", "3", *SMALL, "sft_renamed_copies=1")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["complete"] and summary["held_out_tasks"] == 6 and summary["rl"]["steps"] == 2
     # both evaluations are eval directories of eval.harness, their numbers are the report's
@@ -71,6 +71,8 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path: Path):
     sft_ids = {json.loads(x)["task_id"] for x in (out / "transcripts.jsonl").read_text().splitlines()}
     rl_ids = {json.loads(x)["id"] for x in (out / "world/tasks/demo-rl/tasks.jsonl").read_text().splitlines()}
     assert sft_ids and rl_ids and not sft_ids & rl_ids
+    sft_rows = [json.loads(x)["task_id"] for x in (out / "transcripts_sft.jsonl").read_text().splitlines()]
+    assert sorted(sft_rows) == sorted([*sft_ids, *(f"{t}/renamed" for t in sft_ids)])  # one renamed copy each
     cfg = (out / "demo_config.yaml").read_text()
     assert "rl_max_steps: 2" in cfg and "seed: 3" in cfg
     # a second run reuses the finished stages (same SFT weights) and redoes RL

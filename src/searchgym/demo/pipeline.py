@@ -94,6 +94,8 @@ class DemoConfig(YamlConfig):
     # share of the train tasks whose oracle transcripts the SFT sees; with < 1 RL trains only on the others (task
     # set "demo-rl"), so RL cannot just replay what SFT memorised. 1.0 = SFT and RL share all train tasks.
     sft_task_share: float = 1.0
+    # renamed copies of every oracle transcript in the SFT mix (demo/rename.py): names must be copied, not recalled
+    sft_renamed_copies: int = 0
     rl_max_steps: int = (
         200  # the RL stage's optimizer steps (always all of them, unless the safety stop fires)
     )
@@ -313,6 +315,14 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
         tok_dir = out / "tokenizer"
         if not _done(tok_dir, overwrite):
             build_tokenizer(world_dir, rows, cfg.vocab_size).save_pretrained(tok_dir)
+        sft_file = transcripts
+        if cfg.sft_renamed_copies > 0:
+            from searchgym.demo.rename import renamed_transcripts
+            from searchgym.io import write_jsonl
+
+            names = [e.name for e in World.load(world_dir).entities.values()]
+            sft_file = out / "transcripts_sft.jsonl"
+            write_jsonl(sft_file, rows + renamed_transcripts(rows, names, cfg.sft_renamed_copies, cfg.seed))
         retrained = False
         for name, shape, steps in (
             ("student", cfg.student, cfg.student_sft_steps),
@@ -341,7 +351,7 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
             callbacks = [StepBar(progress, steps, label), stop]
             run_sft(
                 world_dir,
-                transcripts,
+                sft_file,
                 target,
                 scfg,
                 tokenizer_dir=tok_dir,
