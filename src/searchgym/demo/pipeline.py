@@ -242,6 +242,7 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
     """Run every stage; returns the path of the Markdown report."""
     import shutil
 
+    import datasets
     import torch
 
     from searchgym.agents.oracle import Oracle, save_transcripts
@@ -261,6 +262,7 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
     from searchgym.world.build import WorldConfig
     from searchgym.world.store import World
 
+    datasets.disable_progress_bars()  # the demo's own bars show every stage; no per-dataset-map bars between them
     split_train_tasks([], cfg.sft_task_share, cfg.seed)  # a bad share fails before any work
     rl_config(cfg, Path(cfg.out), Path(cfg.out) / "rl")  # so does a bad train section
     if cfg.threads > 0:
