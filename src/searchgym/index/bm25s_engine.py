@@ -76,9 +76,8 @@ class Bm25sEngine(IndexBackend):
             else None
         )
         self._terms: dict[str, tuple[tuple[int, float], ...]] = {}  # query word -> weighted term ids
-        self._rows: dict[
-            int, list[int]
-        ] = {}  # term id -> its `meta` row (a dict lookup beats numpy indexing)
+        # term id -> its `meta` row (a dict lookup beats numpy indexing)
+        self._rows: dict[int, list[int]] = {}
 
     # ---- building -------------------------------------------------------------------------------------
     @classmethod
