@@ -346,9 +346,48 @@ async def _failure(_: Request, exc: Exception) -> Response:
 
 
 # ---- serving -----------------------------------------------------------------------------------------------
+class LingeringTransport:
+    """The connection's transport, except that `close()` lingers: the reply is flushed, the write side shut
+    (FIN), and what the client still sends is read and dropped for up to LINGER_SECONDS before the socket closes.
+    Closing a socket with unread input makes the kernel answer with a reset, which can destroy a 408 / 413 reply
+    before the client has read it (the lingering close of Apache and nginx)."""
+
+    LINGER_SECONDS = 2.0
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
+        self._transport, self._loop = transport, loop
+        self.lingering = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def is_closing(self) -> bool:
+        return self.lingering or self._transport.is_closing()
+
+    def close(self) -> None:
+        if self.is_closing():
+            return
+        self.lingering = True
+        try:
+            self._transport.write_eof()  # sent after the buffered reply
+            self._transport.resume_reading()
+        except (OSError, RuntimeError, NotImplementedError):
+            self.close_now()
+            return
+        self._timer = self._loop.call_later(self.LINGER_SECONDS, self.close_now)
+
+    def close_now(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._transport.close()
+
+
 class DeadlineProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol plus a deadline for a request's headers (uvicorn has none): a connection
-    that opens and then sends its headers slowly or not at all gets a 408 and is closed."""
+    that opens and then sends its headers slowly or not at all gets a 408 and is closed. Connections close
+    through `LingeringTransport`, so a client still sending when it gets its 408 / 413 reads the reply."""
 
     def __init__(self, *args: Any, header_timeout: float = 10.0, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -372,8 +411,16 @@ class DeadlineProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(LingeringTransport(transport, self.loop))  # type: ignore[arg-type]
         self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if not self.transport.lingering:  # once closing, what the client still sends is dropped
+            super().data_received(data)
+
+    def eof_received(self) -> None:
+        if self.transport.lingering:  # the client has read the reply and hung up
+            self.transport.close_now()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -383,9 +430,16 @@ class DeadlineProtocol(HttpToolsProtocol):
         self._disarm()
         super().on_headers_complete()
 
+    def shutdown(self) -> None:  # server stopping: an idle connection has nothing left to read
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.close_now()
+        else:
+            super().shutdown()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+        self.transport.close_now()  # cancels a pending linger
 
 
 class StoppingServer(uvicorn.Server):
