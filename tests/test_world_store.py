@@ -123,6 +123,30 @@ def test_verification_through_real_index(tmp_path: Path):
     assert manifest["files"]["edges.jsonl"]["sha256"] == w.manifest["files"]["edges.jsonl"]["sha256"]
 
 
+@pytest.mark.parametrize("backend", ["bm25s", "tantivy"])
+def test_retrieval_check_by_rank_equals_the_check_by_search_hits(tmp_path: Path, backend: str):
+    """Verification asks an engine's `rank` (doc ids only) when it has one; the report equals the one from
+    `batch_search` hits. top_k=1 and a distractor per entity make some edges fail retrieval, so the two paths are
+    compared on both outcomes."""
+    from searchgym.index.build import build_index, load_engine
+    from searchgym.world.verify import verify_world
+
+    cfg = WorldConfig(seed=6, num_entities=1500, verify=False, noise=NoiseConfig(distractor_rate=1.0))
+    w = build_world(cfg, tmp_path / "w", progress=False)
+    build_index(w.path, backend, progress=False)
+    engine = load_engine(w.path, backend)
+
+    class HitsOnly:  # the same engine seen through the plain search contract
+        def batch_search(self, queries, k=5):
+            return engine.batch_search(queries, k)
+
+    assert hasattr(engine, "rank")
+    by_rank = verify_world(w, engine, top_k=1, progress=False).edge_failures
+    by_hits = verify_world(w, HitsOnly(), top_k=1, progress=False).edge_failures
+    assert by_rank == by_hits
+    assert 10 < sum("retrievable" in f for f in by_rank.values()) < len(w.edges)
+
+
 def test_find_entity_matches_world_api(small: Path):
     w = World.load(small)
     for ent in list(w.entities.values())[::50]:

@@ -145,7 +145,9 @@ def read_manifest(path: Path) -> dict[str, Any]:
         raise WorldError(f"{path} is not a world directory; build one with `searchgym world build {path}`")
     if not mf.exists():
         raise WorldError(f"{mf} is missing: not a world directory, or its build did not finish")
-    manifest = read_json(mf, f"the world is damaged; rebuild it with `searchgym world build {path} --overwrite`")
+    manifest = read_json(
+        mf, f"the world is damaged; rebuild it with `searchgym world build {path} --overwrite`"
+    )
     if manifest.get("format_version") != FORMAT_VERSION:
         raise WorldError(
             f"{mf}: format_version {manifest.get('format_version')!r} is not {FORMAT_VERSION}; rebuild the world"

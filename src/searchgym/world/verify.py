@@ -37,7 +37,8 @@ CHUNK = 16 * BATCH  # queries per unit of work handed to a worker process
 
 
 class Retriever(Protocol):
-    """What verification needs of a search engine (any `searchgym.index` engine qualifies)."""
+    """What verification needs of a search engine (any `searchgym.index` engine qualifies). Engines that also
+    have `rank(query, k)` -> [(doc id, score)] (the same ranking without reading hit texts) are asked that."""
 
     def batch_search(self, queries: list[str], k: int = 5) -> list[list[SearchHit]]: ...
 
@@ -146,6 +147,11 @@ def _two_values(group: np.ndarray, key: np.ndarray, value: np.ndarray) -> np.nda
 def _hits(span: tuple[int, int]) -> bytes:
     engine, queries, targets, k = (shared()[x] for x in ("engine", "queries", "targets", "k"))
     out = bytearray()
+    rank = getattr(engine, "rank", None)
+    if rank is not None:
+        for doc, q in zip(targets[span[0] : span[1]], queries[span[0] : span[1]], strict=True):
+            out.append(doc is not None and any(d == doc for d, _ in rank(q, k)))
+        return bytes(out)
     for s in range(span[0], span[1], BATCH):
         e = min(s + BATCH, span[1])
         for doc, hits in zip(targets[s:e], engine.batch_search(queries[s:e], k), strict=True):
