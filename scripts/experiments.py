@@ -71,13 +71,13 @@ def run_one(demo: Path, method: str, teacher: str, curriculum: bool, seed: int) 
         shutil.rmtree(out, ignore_errors=True)
         over = [f"estimator={method}", f"seed={seed}", f"curriculum.seed={seed}", "grpo.save_steps=100000"]
         if teacher == "corrupted":
-            over.append(f"model.teacher_corruption={json.dumps({**CORRUPTION, 'seed': seed})}")
+            over.append(f"teacher.corruption={json.dumps({**CORRUPTION, 'seed': seed})}")
         if not curriculum:
             over += FLAT
         train(rl_config(dcfg, demo, out, over))
         model_dir = out / "final"
         metrics = read_metrics(out)
-    result = evaluate(model_dir, held_out, demo / "world", dcfg.env, dcfg.train.get("rollout", {}))
+    result = evaluate(model_dir, held_out, demo / "world", dcfg.train.env, dcfg.train.rollout)
     if out is not None:
         shutil.rmtree(out, ignore_errors=True)
     tail = metrics[-50:]

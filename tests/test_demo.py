@@ -143,6 +143,61 @@ def test_demo_rejects_unknown_override(tmp_path: Path):
     assert not (tmp_path / "d").exists()
 
 
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        ("train.env.max_turnz=3", "max_turnz"),
+        ("env.max_turns=3", "train.env"),
+        ("student.hidden_sizee=8", "hidden_sizee"),
+        ("tasks.max_hopz=1", "max_hopz"),
+        ("train.grpo.learning_ratee=1", "learning_ratee"),
+        ("tasks.max_hops=0", "max_hops"),
+    ],
+)
+def test_a_typo_in_any_demo_section_is_refused_before_anything_is_built(
+    tmp_path: Path, override: str, named: str
+):
+    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), override])
+    assert res.exit_code == 2 and named in res.output and len(res.output.strip().splitlines()) == 1, (
+        res.output
+    )
+    assert not (tmp_path / "d").exists()
+
+
+def test_the_demo_rl_run_is_the_cpu_tiny_preset(tmp_path: Path):
+    """One home for the demo's RL config: `searchgym train --config cpu-tiny` trains what the demo trains; the demo
+    sets only where its inputs and outputs live, the seed and the step count."""
+    from searchgym.demo.pipeline import DemoConfig, rl_config
+    from searchgym.trainer.config import TrainConfig
+    from searchgym.trainer.presets import resolve_preset
+
+    preset = TrainConfig.from_yaml(resolve_preset("cpu-tiny")).to_dict()
+    run = rl_config(DemoConfig(seed=4, rl_max_steps=7), tmp_path, tmp_path / "rl").to_dict()
+    assert run["data"]["world"] == str(tmp_path / "world") and run["model"]["path"] == str(
+        tmp_path / "student_sft"
+    )
+    assert run["teacher"]["path"] == str(tmp_path / "teacher_sft") and run["grpo"]["max_steps"] == 7
+    assert run["seed"] == 4 and run["output_dir"] == str(tmp_path / "rl")
+    demo_set = {"data", "model", "output_dir", "seed"}
+    assert {k: v for k, v in run.items() if k not in demo_set | {"teacher", "grpo"}} == {
+        k: v for k, v in preset.items() if k not in demo_set | {"teacher", "grpo"}
+    }
+    same = {"max_steps", "extra"}
+    assert {k: v for k, v in run["grpo"].items() if k not in same} == {
+        k: v for k, v in preset["grpo"].items() if k not in same
+    }
+    assert {k: v for k, v in run["teacher"].items() if k != "path"} == {
+        k: v for k, v in preset["teacher"].items() if k != "path"
+    }
+    # the evaluations use the same env and rollout budget (greedy)
+    from searchgym.demo.pipeline import eval_config
+
+    cfg = DemoConfig()
+    ev = eval_config(cfg.train.env, cfg.train.rollout, 8)
+    assert ev.env == cfg.train.env and ev.rollout.max_new_tokens == cfg.train.rollout.max_new_tokens
+    assert ev.rollout.temperature == 0.0
+
+
 def test_split_train_tasks_is_disjoint_and_seeded():
     from types import SimpleNamespace
 

@@ -1,4 +1,4 @@
-"""`searchgym demo`: the whole pipeline on a 2-core CPU, end to end, in about 20 minutes.
+"""`searchgym demo`: the whole pipeline on a 2-core CPU, end to end.
 
 world -> index -> tasks -> oracle transcripts -> SFT warm-start (student, and a teacher trained longer)
 -> held-out evaluation -> TRAC-GRPO through the curriculum -> held-out evaluation -> report (Markdown + PNG).
@@ -12,78 +12,61 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from searchgym.config import ConfigError, YamlConfig
+from searchgym.env.config import EnvConfig
 from searchgym.io import read_json, write_json
+from searchgym.models.tiny import TinyModelConfig
+from searchgym.rollout.episodes import RolloutConfig
+from searchgym.tasks.config import TaskConfig
+from searchgym.trainer.config import TrainConfig
+from searchgym.trainer.presets import resolve_preset
 
-# A short prompt and no <think>: a few-million-parameter model learns the act-observe loop much faster when the
-# sequences are short; the full protocol (think, long instructions) is the default everywhere else. [ours]
-DEMO_PROMPT = (
-    "Answer by searching. One action per turn: <search> query </search>, <access> url </access> or "
-    "<answer> answer </answer>.\nQuestion: {question}\n"
-)
+DEMO_PRESET = "cpu-tiny"  # the demo's RL run is this training preset (trainer/presets_yaml/cpu-tiny.yaml)
+
+
+def demo_train_config() -> TrainConfig:
+    """The `cpu-tiny` preset: the demo's RL stage, its env (short prompt, no <think>, query-aware snippets) and its
+    rollout budget. One home: `searchgym train --config cpu-tiny` trains exactly what the demo trains."""
+    return TrainConfig.from_yaml(resolve_preset(DEMO_PRESET))
+
+
+def demo_tasks() -> TaskConfig:
+    return TaskConfig(
+        max_hops=2,
+        chain_per_hops=200,
+        obfuscated=0,
+        intersection=0,
+        comparison=0,
+        splits={"train": 0.8, "dev": 0.0, "test": 0.2},
+    )
 
 
 @dataclass
 class DemoConfig(YamlConfig):
+    """Every section is typed (tasks: TaskConfig, student / teacher: TinyModelConfig, train: TrainConfig), so a
+    typo such as `train.env.max_turnz=3` is refused before a world, an index or weights are built."""
+
     out: str = "runs/demo"
     # safety stop only: past it the running training stage stops and the report says INCOMPLETE in its first
-    # line. The default run takes about 20 minutes on 2 idle cores; the margin is for a busy machine.
+    # line. The margin is for a busy machine.
     minutes: float = 60.0
-    seed: int = 0
+    seed: int = 0  # world, tasks (tasks.seed is set from it) and training seed
     threads: int = 1  # torch threads: tiny models are latency-bound, extra threads mostly contend
     num_entities: int = 300
-    tasks: dict[str, Any] = field(
-        default_factory=lambda: {
-            "max_hops": 2,
-            "chain_per_hops": 200,
-            "obfuscated": 0,
-            "intersection": 0,
-            "comparison": 0,
-            "splits": {"train": 0.8, "dev": 0.0, "test": 0.2},
-        }
-    )
-    env: dict[str, Any] = field(
-        default_factory=lambda: {
-            "max_turns": 6,
-            "topk": 2,
-            "doc_chars": 80,
-            "snippet": "best",  # hits show their sentence matching the query: a 1-hop fact is in the search result
-            "page_chars": 800,
-            "require_think": False,
-            "prompt": DEMO_PROMPT,
-        }
-    )
+    tasks: TaskConfig = field(default_factory=demo_tasks)
     vocab_size: int = 4096  # large enough that most names are single tokens: copying them is then easy
-    student: dict[str, Any] = field(
-        default_factory=lambda: {
-            "hidden_size": 128,
-            "num_layers": 4,
-            "num_heads": 4,
-            "num_kv_heads": 2,
-            "intermediate_size": 384,
-        }
-    )
-    teacher: dict[str, Any] = field(
-        default_factory=lambda: {
-            "hidden_size": 160,
-            "num_layers": 5,
-            "num_heads": 5,
-            "num_kv_heads": 1,
-            "intermediate_size": 448,
-        }
-    )
+    student: TinyModelConfig = field(default_factory=lambda: TinyModelConfig.preset("demo-student"))
+    teacher: TinyModelConfig = field(default_factory=lambda: TinyModelConfig.preset("demo-teacher"))
     student_sft_steps: int = 500
     teacher_sft_steps: int = 300
     # The teacher continues the student's SFT for teacher_sft_steps more steps (same size, trained longer): a
-    # separately trained larger model (`teacher` shape, teacher_from_student=false) does not fit the 20-minute
-    # budget on 2 cores. Better than the student, still imperfect.
+    # separately trained larger model (`teacher` shape, teacher_from_student=false) does not fit the CPU budget.
     teacher_from_student: bool = True
-    # measured: 1e-2 left the student at 2.5 % held-out success (RL had no signal); 3e-3 gave 12.7 % and RL lifted
-    # it to 17.7 % (seed 0, 79 held-out tasks) — see docs/training.md
+    # measured: 1e-2 left the student at 2.5 % held-out success (RL had no signal) — see docs/training.md
     sft_lr: float = 3e-3
     teacher_lr: float = 2e-3  # continuing from the student: a smaller step
     sft_batch_size: int = 8
@@ -99,42 +82,32 @@ class DemoConfig(YamlConfig):
     rl_max_steps: int = (
         200  # the RL stage's optimizer steps (always all of them, unless the safety stop fires)
     )
-    train: dict[str, Any] = field(
-        default_factory=lambda: {
-            "estimator": "trac",
-            "equal_groups": "count",
-            "grpo": {
-                "learning_rate": 3e-4,
-                "num_generations": 4,
-                "per_device_train_batch_size": 16,
-                "max_completion_length": 1200,
-                "save_steps": 1000,
-                "logging_steps": 1,
-                "temperature": 0.7,  # also the rollout's sampling temperature
-            },
-            "rollout": {"max_new_tokens": 40, "max_total_tokens": 1200},
-            "curriculum": {
-                "stages": [
-                    {"name": "stage1", "levels": [1], "mix": {}},
-                    {"name": "stage2", "levels": [2], "mix": {}},
-                ],
-                "replay": 0.25,
-                "promote_threshold": 0.6,
-                "window": 5,
-                "min_steps": 5,
-                "promote_after_steps": 25,
-            },
-            "trac": {"lam": 0.1},
-        }
-    )
+    # the RL run (and the env / rollout of both evaluations); its data, model, teacher path, output_dir, seed and
+    # max_steps are set by the demo
+    train: TrainConfig = field(default_factory=demo_train_config)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, where: str = "") -> DemoConfig:
+        if data and "env" in data:
+            raise ConfigError(f"{where or 'demo'}: {ENV_MOVED}")
+        return super().from_dict(data, where)
+
+    def override(self, assignments: list[str] | dict[str, Any]) -> DemoConfig:
+        keys = assignments if isinstance(assignments, dict) else [a.split("=", 1)[0] for a in assignments]
+        if any(str(k).strip().split(".")[0] == "env" for k in keys):
+            raise ConfigError(f"override {ENV_MOVED}")
+        return super().override(assignments)
+
+
+ENV_MOVED = "env moved: set train.env.<key> (the RL run's env, also used by both evaluations)"
 
 
 def evaluate_model(
     model_dir: Path,
     tasks: list,
     world_dir: Path,
-    env: dict,
-    rollout: dict,
+    env: EnvConfig,
+    rollout: RolloutConfig,
     batch_size: int = 64,
     on_batch: Callable[[int], None] | None = None,
 ) -> list:
@@ -154,16 +127,16 @@ def evaluate_model(
         )
 
 
-def eval_config(env: dict, rollout: dict, batch_size: int) -> Any:
+def eval_config(env: EnvConfig, rollout: RolloutConfig, batch_size: int) -> Any:
+    """The demo's evaluations: greedy, the RL run's env and rollout budget."""
     from searchgym.eval.harness import EvalConfig
 
-    return EvalConfig.from_dict(
-        {"split": "test", "batch_size": batch_size, "env": env, "rollout": {**rollout, "temperature": 0.0}},
-        where="demo evaluation",
-    )
+    return EvalConfig(split="test", batch_size=batch_size, env=env, rollout=replace(rollout, temperature=0.0))
 
 
-def evaluate(model_dir: Path, tasks: list, world_dir: Path, env: dict, rollout: dict) -> dict[str, Any]:
+def evaluate(
+    model_dir: Path, tasks: list, world_dir: Path, env: EnvConfig, rollout: RolloutConfig
+) -> dict[str, Any]:
     """`evaluate_model` as numbers: success, reward, success by level, n (what scripts/experiments.py reads)."""
     from searchgym.eval.harness import summarize
 
@@ -184,31 +157,36 @@ def held_out_tasks(tasks: list, n: int) -> list:
     return [t for lv in levels for t in [t for t in test if t.level == lv][: n // max(len(levels), 1)]]
 
 
-def rl_config(cfg: DemoConfig, out: Path, rl_dir: Path, overrides: list[str] | None = None) -> Any:
-    """The demo's RL run as a TrainConfig: its student, teacher, world and tasks under `out`, writing to `rl_dir`.
-    `scripts/experiments.py` varies this config (estimator, teacher corruption, curriculum, seed)."""
+def rl_config(cfg: DemoConfig, out: Path, rl_dir: Path, overrides: list[str] | None = None) -> TrainConfig:
+    """The demo's RL run: `cfg.train` (the cpu-tiny preset) with its student, teacher, world and tasks under `out`,
+    writing to `rl_dir`. `scripts/experiments.py` varies this config (estimator, teacher corruption, curriculum,
+    seed)."""
+    from searchgym.advantage.config import TeacherConfig
     from searchgym.advantage.estimators import estimator_spec
-    from searchgym.trainer.config import TrainConfig
 
     world_dir = out / "world"
     task_set = "demo" if cfg.sft_task_share >= 1 else "demo-rl"
-    # the demo's SFT teacher scores for the estimators that use one; GRPO runs without loading it
     try:
-        needs_teacher = estimator_spec(cfg.train.get("estimator", "grpo")).needs_teacher
+        needs_teacher = estimator_spec(cfg.train.estimator).needs_teacher
     except ValueError as e:
         raise ConfigError(f"train.estimator: {e}") from e
-    teacher = {"kind": "hf", "path": str(out / "teacher_sft")} if needs_teacher else {}
-    return TrainConfig.from_dict(
-        {
-            **cfg.train,
-            "data": {"world": str(world_dir), "tasks": str(world_dir / "tasks" / task_set)},
-            "model": {"path": str(out / "student_sft")},
-            "teacher": {**teacher, **cfg.train.get("teacher", {})},
-            "env": cfg.env,
-            "output_dir": str(rl_dir),
-            "seed": cfg.seed,
-        }
-    ).override([f"grpo.max_steps={cfg.rl_max_steps}", "grpo.extra={disable_tqdm: true}", *(overrides or [])])
+    # the demo's SFT teacher scores for the estimators that use one; GRPO runs without loading it
+    teacher = (
+        replace(cfg.train.teacher, kind="hf", path=str(out / "teacher_sft"))
+        if needs_teacher
+        else TeacherConfig()
+    )
+    run = replace(
+        cfg.train,
+        data=replace(cfg.train.data, world=str(world_dir), tasks=str(world_dir / "tasks" / task_set)),
+        model=replace(cfg.train.model, path=str(out / "student_sft")),
+        teacher=teacher,
+        output_dir=str(rl_dir),
+        seed=cfg.seed,
+    )
+    return run.override(
+        [f"grpo.max_steps={cfg.rl_max_steps}", "grpo.extra={disable_tqdm: true}", *(overrides or [])]
+    )
 
 
 def split_train_tasks(tasks: list, sft_share: float, seed: int) -> tuple[list, list]:
@@ -234,7 +212,7 @@ def _done(path: Path, overwrite: bool, stage: str = "", cut: dict[str, str] | No
 
 
 def rl_name(cfg: DemoConfig) -> str:
-    estimator = cfg.train.get("estimator", "trac")
+    estimator = cfg.train.estimator
     return {"grpo": "GRPO", "trac": "TRAC-GRPO"}.get(estimator, f"GRPO ({estimator} estimator)")
 
 
@@ -248,13 +226,11 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
     from searchgym.agents.oracle import Oracle, save_transcripts
     from searchgym.demo.progress import SafetyStop, StepBar, demo_progress, eval_bar
     from searchgym.demo.report import write_report
-    from searchgym.env.env import EnvConfig
     from searchgym.eval.harness import eval_meta, summarize
     from searchgym.eval.report import write_eval_dir
     from searchgym.index.build import build_index, load_engine
     from searchgym.models.card import ModelCard, write_card
     from searchgym.pipeline import build_world
-    from searchgym.tasks.config import TaskConfig
     from searchgym.tasks.store import load_tasks, save_tasks
     from searchgym.tasks.synth import build_tasks
     from searchgym.trainer.grpo import read_metrics, train
@@ -264,6 +240,7 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
 
     datasets.disable_progress_bars()  # the demo's own bars show every stage; no per-dataset-map bars between them
     split_train_tasks([], cfg.sft_task_share, cfg.seed)  # a bad share fails before any work
+    cfg.tasks.validate()
     rl_config(cfg, Path(cfg.out), Path(cfg.out) / "rl")  # so does a bad train section
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -299,7 +276,7 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
         build_index(world_dir, progress=False)
         stage("tasks")
         if not _done(task_dir / "tasks.jsonl", overwrite):
-            tcfg = TaskConfig.from_dict({"seed": cfg.seed, **cfg.tasks})
+            tcfg = replace(cfg.tasks, seed=cfg.seed)
             tasks = build_tasks(World.load(world_dir), tcfg, progress=False)
             save_tasks(tasks, world_dir, "demo", tcfg.to_dict(), overwrite=True)
         tasks = load_tasks(task_dir)
@@ -309,11 +286,9 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
             save_tasks(rl_tasks, world_dir, "demo-rl", {"sft_task_share": cfg.sft_task_share}, overwrite=True)
         transcripts = out / "transcripts.jsonl"
         if not _done(transcripts, overwrite):
-            oracle = Oracle(
-                World.load(world_dir), load_engine(world_dir), EnvConfig.from_dict(cfg.env), spaced_args=True
-            )
+            oracle = Oracle(World.load(world_dir), load_engine(world_dir), cfg.train.env, spaced_args=True)
             save_transcripts(transcripts, oracle.run(sft_tasks, progress=False))
-        rows = load_transcripts(transcripts, True, strip_think=not cfg.env.get("require_think", True))
+        rows = load_transcripts(transcripts, True, strip_think=not cfg.train.env.require_think)
         tok_dir = out / "tokenizer"
         if not _done(tok_dir, overwrite):
             build_tokenizer(world_dir, rows, cfg.vocab_size).save_pretrained(tok_dir)
@@ -339,9 +314,9 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
             ):
                 continue
             scfg = SFTRunConfig(
-                strip_think=not cfg.env.get("require_think", True),
+                strip_think=not cfg.train.env.require_think,
                 model_size=name,
-                model_overrides=shape,
+                model_overrides={k: v for k, v in shape.to_dict().items() if k != "seed"},
                 max_steps=steps,
                 learning_rate=cfg.teacher_lr if from_student else cfg.sft_lr,
                 batch_size=cfg.sft_batch_size,
@@ -364,8 +339,7 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
             stopped(label, stop, steps)
             retrained = True
         held_out = held_out_tasks(tasks, cfg.eval_tasks)
-        rollout_cfg = cfg.train.get("rollout", {})
-        ecfg = eval_config(cfg.env, rollout_cfg, cfg.eval_batch_size)
+        ecfg = eval_config(cfg.train.env, cfg.train.rollout, cfg.eval_batch_size)
         evals = {}
         for when, model_dir in (("before", out / "student_sft"), ("after", out / "rl" / "final")):
             if when == "after":
@@ -382,7 +356,13 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
             stage(f"evaluate {when}")
             bar = eval_bar(progress, len(held_out), f"evaluate {when}")
             records = evaluate_model(
-                model_dir, held_out, world_dir, cfg.env, rollout_cfg, cfg.eval_batch_size, on_batch=bar
+                model_dir,
+                held_out,
+                world_dir,
+                cfg.train.env,
+                cfg.train.rollout,
+                cfg.eval_batch_size,
+                on_batch=bar,
             )
             meta = eval_meta(
                 f"demo {when} RL",

@@ -169,7 +169,7 @@ def markdown(summary: dict[str, Any], cfg: Any, timings: dict[str, float], trac_
         f"**Held-out success before RL: {b.mean:.1%}. After RL: {a.mean:.1%}** (gain {100 * g.mean:+.1f} points, "
         f"95 % paired bootstrap interval [{100 * g.low:+.1f}, {100 * g.high:+.1f}]: {verdict}) on "
         f"{summary['held_out_tasks']} held-out test tasks, greedy decoding, success = the env's rule "
-        f"(`{cfg.env.get('success_metric', 'em')}` of the answer).",
+        f"(`{cfg.train.env.success_metric}` of the answer).",
         "",
         f"Mean held-out reward: {summary['reward']['before']:.3f} before, {summary['reward']['after']:.3f} after. "
         f"RL ran {rl['steps']} {rl['estimator']} steps (of {rl['planned_steps']} planned).",
