@@ -192,6 +192,16 @@ def test_the_next_write_cleans_stale_temporaries(tmp_path: Path):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_clean_up_like_ctrl_c(tmp_path: Path, sig: int):
+    # exit_on_signals only replaces the default handler; an earlier test in this process (ray, in the verl tests)
+    # may have installed its own, so the test starts from the default
+    outer = signal.signal(sig, signal.SIG_DFL)
+    try:
+        _sigterm_and_sighup_clean_up_like_ctrl_c(tmp_path, sig)
+    finally:
+        signal.signal(sig, outer)
+
+
+def _sigterm_and_sighup_clean_up_like_ctrl_c(tmp_path: Path, sig: int) -> None:
     before = signal.getsignal(sig)
     final = tmp_path / "w"
     seen: list[Path] = []
