@@ -189,6 +189,16 @@ def test_the_demo_rl_run_is_the_cpu_tiny_preset(tmp_path: Path):
     assert {k: v for k, v in run["teacher"].items() if k != "path"} == {
         k: v for k, v in preset["teacher"].items() if k != "path"
     }
+    # a teacher the user names is kept: a served one, or a local model at a path of their own
+    served = [
+        "train.teacher.kind=openai",
+        "train.teacher.endpoint=http://127.0.0.1:9",
+        "train.teacher.model=t",
+    ]
+    kept = rl_config(DemoConfig().override(served), tmp_path, tmp_path / "rl").teacher
+    assert kept.kind == "openai" and kept.endpoint == "http://127.0.0.1:9"
+    mine = DemoConfig().override(["train.teacher.path=/models/mine"])
+    assert rl_config(mine, tmp_path, tmp_path / "rl").teacher.path == "/models/mine"
     # the evaluations use the same env and rollout budget (greedy)
     from searchgym.demo.pipeline import eval_config
 

@@ -170,12 +170,13 @@ def rl_config(cfg: DemoConfig, out: Path, rl_dir: Path, overrides: list[str] | N
         needs_teacher = estimator_spec(cfg.train.estimator).needs_teacher
     except ValueError as e:
         raise ConfigError(f"train.estimator: {e}") from e
-    # the demo's SFT teacher scores for the estimators that use one; GRPO runs without loading it
-    teacher = (
-        replace(cfg.train.teacher, kind="hf", path=str(out / "teacher_sft"))
-        if needs_teacher
-        else TeacherConfig()
-    )
+    # the demo's SFT teacher scores for the estimators that use one (GRPO runs without loading it), unless
+    # train.teacher names another one (a served teacher, or a local model at a path of the user's)
+    teacher = cfg.train.teacher
+    if not needs_teacher:
+        teacher = TeacherConfig()
+    elif not teacher.kind or (teacher.kind == "hf" and teacher.path == demo_train_config().teacher.path):
+        teacher = replace(teacher, kind="hf", path=str(out / "teacher_sft"))
     run = replace(
         cfg.train,
         data=replace(cfg.train.data, world=str(world_dir), tasks=str(world_dir / "tasks" / task_set)),
