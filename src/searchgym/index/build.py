@@ -3,8 +3,8 @@
 WORLD/index/<backend>/ holds the backend's files, the document store and `index.json`, which records the size
 and sha256 of the corpus.jsonl it was built from and of every index file. Loading checks both, so an edited
 corpus, a deleted or truncated file and a flipped byte are each caught and named before a query runs.
-index.json holds no timestamps: the same corpus gives the same bytes (bm25s; tantivy names its segment files
-with random ids).
+index.json holds no timestamps (the corpus is matched by content, not mtime): the same corpus gives the same
+bytes for both backends (tantivy's segments are renumbered from random UUIDs, see tantivy_engine.py).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ Documents are served from our DocStore; tantivy stores only a fast field with th
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,21 @@ def _schema():
     b.add_text_field("body", stored=False, tokenizer_name="en_stem")
     b.add_unsigned_field("idx", stored=False, indexed=False, fast=True)
     return b.build()
+
+
+def _number_segments(path: Path) -> None:
+    """Rename the segments of a freshly built index from tantivy's random UUIDs to 1, 2, ... (their order in
+    meta.json), in the file names, meta.json and .managed.json: their contents are already the same for the
+    same documents, so the same corpus then gives the same bytes."""
+    meta = (path / "meta.json").read_text(encoding="utf-8")
+    for n, segment in enumerate(json.loads(meta)["segments"], 1):
+        old, new = uuid.UUID(segment["segment_id"]), uuid.UUID(int=n)
+        meta = meta.replace(f'"{old}"', f'"{new}"')
+        for file in path.glob(f"{old.hex}.*"):
+            file.rename(path / file.name.replace(old.hex, new.hex))
+    (path / "meta.json").write_text(meta, encoding="utf-8")
+    managed = sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
+    (path / ".managed.json").write_text(json.dumps(managed, separators=(",", ":")), encoding="utf-8")
 
 
 class TantivyEngine(IndexBackend):
@@ -80,6 +96,7 @@ class TantivyEngine(IndexBackend):
     def build_into(cls, docs: list[Document], directory: Path, config: TantivyConfig | None = None) -> None:
         (directory / "tantivy").mkdir(parents=True, exist_ok=True)
         cls.from_documents(docs, config, path=directory / "tantivy").save(directory)
+        _number_segments(directory / "tantivy")
 
     @classmethod
     def load(cls, directory: Path, **overrides) -> TantivyEngine:
