@@ -1,9 +1,7 @@
 """Teacher scoring on real tiny models: HFTeacher against a direct recomputation, OpenAITeacher against a real HTTP
 server on 127.0.0.1 that answers in vLLM's completions `prompt_logprobs` format, and failure handling."""
 
-import json
-import time
-from http.server import BaseHTTPRequestHandler
+import re
 
 import pytest
 import torch
@@ -14,6 +12,7 @@ from searchgym.advantage.teacher import (
     CorruptedTeacher,
     HFTeacher,
     OpenAITeacher,
+    TeacherConfigError,
     TeacherUnavailable,
     TokenizerMismatch,
     check_same_tokenizer,
@@ -22,6 +21,7 @@ from searchgym.advantage.teacher import (
 from searchgym.config import ConfigError
 from searchgym.env.protocol import PROTOCOL_TAGS
 from searchgym.models.tiny import train_tokenizer
+from teacher_server import VLLMTeacherHandler, direct
 
 
 @pytest.fixture(scope="module")
@@ -48,15 +48,6 @@ def rollouts(tok, models):
         seqs.append(seq)
         masks.append([0] * ids.shape[1] + [1] * (len(seq) - ids.shape[1]))
     return seqs, masks
-
-
-def direct(teacher, seq):
-    """Reference: one full forward pass, log-softmax over the whole vocabulary."""
-    with torch.no_grad():
-        logits = teacher(torch.tensor([seq])).logits[0, :-1].float()
-    logp_all = torch.log_softmax(logits, -1)
-    logp = logp_all.gather(-1, torch.tensor(seq[1:])[:, None]).squeeze(-1)
-    return logp, -(logp_all.exp() * logp_all).sum(-1), logp_all
 
 
 @pytest.mark.parametrize("chunk", [None, 3])
@@ -123,62 +114,9 @@ def test_tokenizer_mismatch_is_refused(tok, tiny_corpus, models):
 # ------------------------------------------------------------------------------------------- vLLM-format server
 
 
-class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        server = self.server
-        server.calls += 1
-        server.auth = self.headers.get("Authorization")
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        mode = server.modes[min(server.calls - 1, len(server.modes) - 1)]
-        if mode == "slow":
-            time.sleep(0.5)
-            mode = "ok"
-        if mode == "5xx":
-            return self._send(503, b'{"error": "overloaded"}')
-        if mode == "garbage":
-            return self._send(200, b"<html>not json")
-        if mode == "wrong_shape":
-            return self._send(
-                200, json.dumps({"choices": [{"index": 0, "prompt_logprobs": [None]}]}).encode()
-            )
-        assert self.path == "/v1/completions" and body["max_tokens"] == 1
-        choices = [self._choice(i, seq, body["prompt_logprobs"]) for i, seq in enumerate(body["prompt"])]
-        reply = {"id": "cmpl-test", "object": "text_completion", "model": body["model"], "choices": choices}
-        self._send(200, json.dumps(reply).encode())
-
-    def _choice(self, index, seq, k):
-        _, _, logp_all = direct(self.server.teacher, seq)
-        prompt_logprobs = [None]
-        for t in range(1, len(seq)):
-            row = logp_all[t - 1]
-            order = torch.argsort(row, descending=True).tolist()
-            ranks = {tok_id: r + 1 for r, tok_id in enumerate(order)}
-            keep = order[:k] + ([seq[t]] if ranks[seq[t]] > k else [])
-            prompt_logprobs.append(
-                {str(v): {"logprob": row[v].item(), "rank": ranks[v], "decoded_token": f"t{v}"} for v in keep}
-            )
-        return {
-            "index": index,
-            "text": "x",
-            "logprobs": None,
-            "finish_reason": "length",
-            "prompt_logprobs": prompt_logprobs,
-        }
-
-    def _send(self, code, payload):
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-
 @pytest.fixture
 def server(models, http_server):
-    return http_server(_Handler, teacher=models[1], modes=["ok"], calls=0, auth=None)
+    return http_server(VLLMTeacherHandler, teacher=models[1], modes=["ok"], calls=0, auth=None, cap=None)
 
 
 def _client(srv, tok, **kw):
@@ -224,6 +162,43 @@ def test_openai_teacher_gives_up_with_teacher_unavailable(server, tok, rollouts,
     with pytest.raises(TeacherUnavailable, match=r"failed after 3 attempt\(s\)"):
         _client(server, tok, batch_size=8).score(*rollouts)
     assert server.calls == 3
+
+
+def test_top_k_over_the_servers_max_logprobs_is_a_config_error(server, tok, rollouts):
+    """vLLM's default --max-logprobs is 20: a larger top_k is refused (HTTP 400) on every request, so it is a
+    configuration error naming the setting, not a transient failure that would fall back to GRPO."""
+    server.cap = 20
+    teacher = _client(server, tok, top_k=50)
+    fix = "teacher.top_k=50 exceeds the server's max_logprobs; start vLLM with --max-logprobs 50 or set teacher.top_k<=20"
+    with pytest.raises(TeacherConfigError, match=re.escape(fix)) as err:
+        teacher.check()
+    assert "HTTP 400: Requested prompt logprobs of 50, which is greater than max allowed: 20" in str(
+        err.value
+    )
+    assert "\n" not in str(err.value) and server.calls == 1  # one line, and a 4xx is not retried
+    with pytest.raises(TeacherConfigError, match=re.escape(fix)):
+        teacher.score(*rollouts)
+    assert not isinstance(err.value, TeacherUnavailable)  # the trainer's GRPO fallback does not catch it
+    _client(server, tok, top_k=20).check()  # at the cap: accepted
+    assert server.calls == 3
+
+
+def test_unknown_model_is_a_config_error(server, tok):
+    server.served = "teacher"
+    with pytest.raises(
+        TeacherConfigError, match=r"HTTP 404: The model `techer` does not exist.*teacher\.model"
+    ):
+        OpenAITeacher(
+            f"http://127.0.0.1:{server.server_port}", "techer", len(tok), tok, tok, retries=2
+        ).check()
+    assert server.calls == 1
+
+
+def test_probe_of_an_unreachable_teacher_only_warns(server, tok, caplog):
+    """Transient failures at start-up do not stop the run: its batches fall back to GRPO (and are counted)."""
+    server.modes = ["5xx"]
+    _client(server, tok).check()
+    assert server.calls == 3 and "teacher probe failed (transient" in caplog.text
 
 
 def test_openai_teacher_refuses_mismatched_tokenizer(tok, tiny_corpus):

@@ -37,21 +37,34 @@ class TRACConfig(YamlConfig):
     wc_variant: Literal["entropy", "exp", "max_prob"] = "entropy"
     wc_tau: float = 1.0  # temperature of the "exp" variant
     clamp_eta: float | None = None  # sign-preserving clamp of the teacher term to +-eta*|A_i|; None = off
+    # a run whose share of training batches that fell back to GRPO (teacher timeouts, connection errors, 5xx)
+    # exceeds this, once it has trained teacher_fallback_min_batches batches, stops (docs/trac.md)
+    max_teacher_fallback_share: float = 0.1
+    teacher_fallback_min_batches: int = 10
 
     def __post_init__(self) -> None:
-        positive = {"clip": self.clip, "wc_tau": self.wc_tau, "wd_window": self.wd_window}
+        positive = {
+            "clip": self.clip,
+            "wc_tau": self.wc_tau,
+            "wd_window": self.wd_window,
+            "teacher_fallback_min_batches": self.teacher_fallback_min_batches,
+        }
         bad = [f"{k}={v}" for k, v in positive.items() if not v > 0]
         bad += [
             f"{k}={v}"
-            for k, v in {"wd_init": self.wd_init, "wp_unknown": self.wp_unknown}.items()
+            for k, v in {
+                "wd_init": self.wd_init,
+                "wp_unknown": self.wp_unknown,
+                "max_teacher_fallback_share": self.max_teacher_fallback_share,
+            }.items()
             if not 0 <= v <= 1
         ]
         if self.clamp_eta is not None and self.clamp_eta < 0:
             bad.append(f"clamp_eta={self.clamp_eta}")
         if bad:
             raise ConfigError(
-                f"TRACConfig: {', '.join(bad)} out of range (clip, wc_tau, wd_window > 0; wd_init, wp_unknown in "
-                "[0, 1]; clamp_eta >= 0 or null)"
+                f"TRACConfig: {', '.join(bad)} out of range (clip, wc_tau, wd_window, teacher_fallback_min_batches "
+                "> 0; wd_init, wp_unknown, max_teacher_fallback_share in [0, 1]; clamp_eta >= 0 or null)"
             )
 
 

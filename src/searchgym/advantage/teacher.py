@@ -5,8 +5,11 @@
     scorer = make_teacher(TeacherConfig(kind="hf", path=...), student_tokenizer)   # by name in TEACHERS
 
 Position t holds the teacher's view of token t given tokens < t; positions with mask 0 (prompt, observations,
-padding) and position 0 are 0. A teacher that cannot answer raises `TeacherUnavailable`; the trainer turns that into
-plain GRPO for the batch. A tokenizer mismatch between student and teacher is refused at construction.
+padding) and position 0 are 0. A teacher that cannot answer for now (timeouts, connection errors, 5xx) raises
+`TeacherUnavailable`; the trainer turns that into plain GRPO for the batch. A teacher that refuses the request (HTTP
+4xx: top_k over the server's --max-logprobs, unknown model, bad key) raises `TeacherConfigError`, which stops the run;
+`scorer.check()` sends one tiny probe so the trainer finds that out before step 1. A tokenizer mismatch between
+student and teacher is refused at construction.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import logging
 import math
 import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
@@ -34,6 +38,10 @@ log = logging.getLogger(__name__)
 
 class TeacherUnavailable(SearchGymError, RuntimeError):
     """The teacher could not score this batch (server down, timeouts, malformed replies after retries)."""
+
+
+class TeacherConfigError(SearchGymError, ValueError):
+    """The teacher server refused the request (HTTP 4xx): a setting is wrong, retrying or falling back cannot help."""
 
 
 class TokenizerMismatch(SearchGymError, ValueError):
@@ -86,6 +94,10 @@ class TeacherScorer(ABC):
 
     @abstractmethod
     def score_full(self, sequences: list[list[int]], masks: list[list[int]]) -> TeacherScores: ...
+
+    def check(self) -> None:
+        """Raise `TeacherConfigError` if this teacher is misconfigured (a local teacher has nothing to check)."""
+        return None
 
     def score(self, sequences: list[list[int]], masks: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
         scores = self.score_full(sequences, masks)
@@ -225,6 +237,14 @@ class OpenAITeacher(TeacherScorer):
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(timeout=timeout, headers=headers)
 
+    def check(self) -> None:
+        """One 2-token probe with the real `prompt_logprobs=top_k`: a 4xx raises `TeacherConfigError` now; a transient
+        failure only warns (the run starts, and its batches fall back to GRPO while the server is away)."""
+        try:
+            self._request([[0, 0]])
+        except TeacherUnavailable as e:
+            log.warning("teacher probe failed (transient; training starts anyway): %s", e)
+
     def score_full(self, sequences: list[list[int]], masks: list[list[int]]) -> TeacherScores:
         self._check(sequences, masks)
         out = _empty(sequences)
@@ -249,8 +269,9 @@ class OpenAITeacher(TeacherScorer):
                 self.client, self.url, body, self.retry, parse=lambda data: self._parse(data, batch)
             )
         except HTTPFailure as e:
-            refused = "" if e.transient else "teacher refused the request: "
-            raise TeacherUnavailable(f"{refused}{e}") from e
+            if e.status is not None and 400 <= e.status < 500:
+                raise TeacherConfigError(_refusal(e, self.top_k)) from e
+            raise TeacherUnavailable(str(e)) from e
 
     def _parse(self, data: Any, batch: list[list[int]]) -> list[list[tuple[float, float, float]]]:
         try:
@@ -287,6 +308,31 @@ class OpenAITeacher(TeacherScorer):
         return h, max(logps)
 
 
+def _refusal(e: HTTPFailure, top_k: int) -> str:
+    """One line: the server's own message and the setting to change."""
+    try:
+        data = json.loads(e.body)
+        error = data.get("error", data)
+        message = str(error.get("message", error) if isinstance(error, dict) else error)
+    except (ValueError, AttributeError):
+        message = e.body
+    message = " ".join(message.split())[:300]
+    if "max allowed" in message or "max_logprobs" in message:
+        cap = re.search(r"max allowed: (-?\d+)", message)
+        limit = f"teacher.top_k<={cap.group(1)}" if cap else "a smaller teacher.top_k"
+        fix = (
+            f"teacher.top_k={top_k} exceeds the server's max_logprobs; start vLLM with --max-logprobs {top_k} "
+            f"or set {limit}"
+        )
+    elif e.status in (401, 403):
+        fix = "check teacher.api_key_env (the environment variable holding the server's API key)"
+    elif e.status == 404:
+        fix = "check teacher.model (the served model name) and teacher.endpoint"
+    else:
+        fix = "check teacher.endpoint, teacher.model and teacher.top_k"
+    return f"teacher server {e.url} refused the request (HTTP {e.status}: {message}); {fix}"
+
+
 class CorruptedTeacher(TeacherScorer):
     """A deliberately damaged teacher for robustness experiments: of the scored (mask 1) positions of each batch,
     a share `shuffle` get their log-prob swapped with another such position, and a disjoint share `invert` get it
@@ -303,6 +349,9 @@ class CorruptedTeacher(TeacherScorer):
         self.tokenizer = teacher.tokenizer
         self.vocab_size = teacher.vocab_size
         self.gen = torch.Generator().manual_seed(seed)
+
+    def check(self) -> None:
+        self.teacher.check()
 
     def score_full(self, sequences: list[list[int]], masks: list[list[int]]) -> TeacherScores:
         scores = self.teacher.score_full(sequences, masks)

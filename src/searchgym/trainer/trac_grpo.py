@@ -5,8 +5,11 @@ rollout's extra fields into `inputs`, scores rewards and builds the batch; we th
 its output and each rollout's `env_reward`, `success` and `task_id` from `inputs`, score the completions with the
 teacher on this process, gather the per-rollout statistics of all processes (groups may span processes), and replace
 `advantages` (TRL's loss accepts (B, T) advantages; only `dim() == 1` is unsqueezed). The math lives in advantage/,
-so 1 process, N processes and verl share it. A teacher failure on any process turns the batch into plain GRPO on
-every process, with a logged warning.
+so 1 process, N processes and verl share it. A transient teacher failure (`TeacherUnavailable`) on any process turns
+the batch into plain GRPO on every process, with a logged warning; `trac/teacher_fallback_share` is the share of
+training batches so far that fell back, and once `trac_config.teacher_fallback_min_batches` batches have trained a
+share above `trac_config.max_teacher_fallback_share` stops the run (`TeacherFallbackExceeded`). A misconfigured
+teacher (`TeacherConfigError`, HTTP 4xx) stops it at once: its probe runs when the trainer is built.
 
 `last_trac` (a `TRACStep`) is the documented record of the latest batch: what the loss trains on.
 """
@@ -34,8 +37,13 @@ from searchgym.advantage.estimators import (
 from searchgym.advantage.passrates import pass_rate_tensor
 from searchgym.advantage.teacher import TeacherScorer, TeacherUnavailable, check_same_tokenizer
 from searchgym.advantage.trac import WDState
+from searchgym.errors import SearchGymError
 
 log = logging.getLogger(__name__)
+
+
+class TeacherFallbackExceeded(SearchGymError, RuntimeError):
+    """Too many training batches fell back to plain GRPO: the run would silently be a GRPO run."""
 
 
 @dataclasses.dataclass
@@ -92,6 +100,7 @@ class TRACGRPOTrainer(GRPOTrainer):
             )
         if teacher is not None:
             check_same_tokenizer(self.processing_class, teacher.tokenizer)
+            teacher.check()  # a misconfigured teacher (HTTP 4xx) stops here, before step 1
         self.estimator = estimator
         self.trac_config = dataclasses.replace(
             trac_config or TRACConfig(), outcome_scale=self.scale_rewards == "group"
@@ -101,6 +110,12 @@ class TRACGRPOTrainer(GRPOTrainer):
         self.on_batch = on_batch
         self.wd_state = WDState(window=self.trac_config.wd_window, init=self.trac_config.wd_init)
         self.last_trac: TRACStep | None = None
+        self.teacher_batches = 0  # training batches scored with a teacher configured
+        self.teacher_fallbacks = 0  # of those, the ones that fell back to plain GRPO
+
+    @property
+    def teacher_fallback_share(self) -> float:
+        return self.teacher_fallbacks / self.teacher_batches if self.teacher_batches else 0.0
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         out = super()._generate_and_score_completions(inputs)
@@ -129,6 +144,8 @@ class TRACGRPOTrainer(GRPOTrainer):
         if not _all(acc, ok):
             name, batch.teacher_logp, batch.behaviour_logp = "grpo", None, None
         self._metrics[mode]["trac/teacher_fallback"].append(float(name != self.estimator))
+        if mode == "train" and self.teacher is not None:
+            self._count_fallback(name != self.estimator)
         stats = _gather_stats(acc, rollout_stats(batch, cfg, group=group))
         _check_groups(acc, inputs, n)
         rows = slice(offset, offset + b)
@@ -163,6 +180,22 @@ class TRACGRPOTrainer(GRPOTrainer):
             self.on_batch(self.last_trac)
         out["advantages"] = result.advantages.to(out["advantages"].device)
         return out
+
+    def _count_fallback(self, fell_back: bool) -> None:
+        self.teacher_batches += 1
+        self.teacher_fallbacks += int(fell_back)
+        share, cfg = self.teacher_fallback_share, self.trac_config
+        self._metrics["train"]["trac/teacher_fallback_share"].append(share)
+        if (
+            self.teacher_batches >= cfg.teacher_fallback_min_batches
+            and share > cfg.max_teacher_fallback_share
+        ):
+            raise TeacherFallbackExceeded(
+                f"{self.teacher_fallbacks} of {self.teacher_batches} training batches ({share:.0%}) fell back to "
+                f"plain GRPO because the teacher was unavailable, above trac.max_teacher_fallback_share="
+                f"{cfg.max_teacher_fallback_share}; fix the teacher server (see the warnings above) or raise "
+                "trac.max_teacher_fallback_share"
+            )
 
     def _fill_teacher(
         self,
