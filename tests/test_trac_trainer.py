@@ -8,8 +8,12 @@ import pytest
 import torch
 
 from searchgym.advantage.config import TRACConfig
-from searchgym.advantage.teacher import HFTeacher, OpenAITeacher, TokenizerMismatch
-from trac_toy import ToyRollout, make_trainer
+from searchgym.advantage.teacher import HFTeacher, OpenAITeacher, TeacherConfigError, TokenizerMismatch
+from searchgym.config import ConfigError
+from searchgym.models.tiny import TinyModelConfig, tiny_llama
+from searchgym.trainer.trac_grpo import TeacherFallbackExceeded
+from teacher_server import VLLMTeacherHandler
+from trac_toy import SMALL, ToyRollout, make_trainer
 
 
 def _loss_inputs(trainer) -> list[dict]:
@@ -83,6 +87,69 @@ def test_teacher_failure_falls_back_to_grpo(tiny_tok, tmp_path):
     assert any(row.get("trac/teacher_fallback") == 1.0 for row in trainer.state.log_history)
     trl = trainer.last_trac.trl_advantages
     assert torch.allclose(trainer.last_trac.advantages[:, 0], trl, atol=1e-6)
+
+
+@pytest.fixture
+def teacher_server(tiny_tok, http_server):
+    """A real vLLM-format teacher server on 127.0.0.1 with vLLM's default --max-logprobs 20."""
+    model = tiny_llama(tiny_tok, TinyModelConfig(**(SMALL | {"num_layers": 2, "seed": 1})))
+    return http_server(VLLMTeacherHandler, teacher=model, modes=["ok"], calls=0, auth=None, cap=20)
+
+
+def _served(srv, tok, top_k: int = 5) -> OpenAITeacher:
+    url = f"http://127.0.0.1:{srv.server_port}"
+    return OpenAITeacher(url, "teacher", len(tok), tok, tok, top_k=top_k, retries=0, timeout=5.0)
+
+
+def test_top_k_over_the_servers_cap_stops_the_run_before_step_one(tiny_tok, tmp_path, teacher_server):
+    with pytest.raises(TeacherConfigError, match=r"--max-logprobs 50 or set teacher\.top_k<=20"):
+        make_trainer(tiny_tok, tmp_path, "trac", teacher=_served(teacher_server, tiny_tok, top_k=50))
+    assert teacher_server.calls == 1  # the start-up probe, nothing trained
+
+
+def _fallback_trainer(tok, tmp_path, srv, steps: int, **trac):
+    estimators = []
+    trainer = make_trainer(
+        tok,
+        tmp_path,
+        "trac",
+        teacher=_served(srv, tok),
+        steps=steps,
+        trac_config=TRACConfig(lam=0.5, **trac),
+        on_batch=lambda step: estimators.append(step.estimator),
+    )
+    return trainer, estimators
+
+
+def test_transient_teacher_failures_fall_back_per_batch_and_are_counted(tiny_tok, tmp_path, teacher_server):
+    teacher_server.modes = ["ok", "5xx", "ok"]  # the probe, then batch 1 gets a 503, batches 2-4 are scored
+    trainer, estimators = _fallback_trainer(
+        tiny_tok, tmp_path, teacher_server, 4, max_teacher_fallback_share=0.5, teacher_fallback_min_batches=2
+    )
+    trainer.train()
+    assert estimators == ["grpo", "trac", "trac", "trac"] and teacher_server.calls == 5
+    assert (trainer.teacher_fallbacks, trainer.teacher_batches, trainer.teacher_fallback_share) == (
+        1,
+        4,
+        0.25,
+    )
+    rows = [r for r in trainer.state.log_history if "trac/teacher_fallback_share" in r]
+    assert [r["trac/teacher_fallback"] for r in rows] == [1.0, 0.0, 0.0, 0.0]
+    assert [r["trac/teacher_fallback_share"] for r in rows] == [1.0, 0.5, pytest.approx(1 / 3), 0.25]
+
+
+def test_a_run_whose_fallback_share_exceeds_the_limit_stops(tiny_tok, tmp_path, teacher_server):
+    teacher_server.modes = ["ok", "5xx"]  # the probe passes, then the server stays overloaded
+    trainer, estimators = _fallback_trainer(
+        tiny_tok, tmp_path, teacher_server, 5, teacher_fallback_min_batches=2
+    )
+    with pytest.raises(
+        TeacherFallbackExceeded, match=r"2 of 2 .*\(100%\).*trac\.max_teacher_fallback_share=0\.1"
+    ):
+        trainer.train()
+    assert estimators == ["grpo"] and teacher_server.calls == 3  # stopped in batch 2, before it trained
+    with pytest.raises(ConfigError, match="max_teacher_fallback_share=1.5"):
+        TRACConfig(max_teacher_fallback_share=1.5)
 
 
 @pytest.mark.parametrize(
