@@ -1,0 +1,98 @@
+"""The OpenEnv server: a real uvicorn server on 127.0.0.1 over a real world + index + task set, driven by openenv's
+own `GenericEnvClient` (WebSocket session)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("openenv")
+
+from openenv import GenericEnvClient  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    import uvicorn
+
+    from searchgym.index.build import build_index
+    from searchgym.integrations.openenv_env import make_app
+    from searchgym.pipeline import build_world
+    from searchgym.tasks.config import TaskConfig
+    from searchgym.tasks.store import save_tasks
+    from searchgym.tasks.synth import build_tasks
+    from searchgym.world.build import WorldConfig
+
+    root = tmp_path_factory.mktemp("openenv")
+    w = build_world(WorldConfig(seed=0, num_entities=120), root / "world", progress=False)
+    build_index(root / "world", progress=False)
+    tcfg = TaskConfig(max_hops=1, chain_per_hops=4, obfuscated=0, intersection=0, comparison=0)
+    tasks = build_tasks(w, tcfg, progress=False)
+    task_dir = save_tasks(tasks, root / "world", "t", tcfg.to_dict())
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(make_app(root / "world", task_dir), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the OpenEnv server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", tasks
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_episode_over_openenv_client(served):
+    url, tasks = served
+    task = tasks[0]
+    with GenericEnvClient(base_url=url).sync() as client:
+        r = client.reset(task_id=task.id)
+        assert not r.done and r.observation["task_id"] == task.id
+        assert task.question in r.observation["text"]
+        assert [t["function"]["name"] for t in r.observation["tools"]] == ["search", "access", "answer"]
+        state = client.state()
+        assert state["task_id"] == task.id and state["step_count"] == 0 and state["episode_id"]
+
+        r = client.step({"tool": "search", "args": {"query": task.question}})
+        assert not r.done and r.reward == 0.0 and r.observation["error"] is None
+        assert "searchgym.local/wiki/" in r.observation["text"]
+
+        r = client.step({"tool": "access", "args": {"url": task.evidence[0].url}})
+        assert not r.done and r.observation["error"] is None
+        assert task.evidence[0].url in r.observation["text"]
+
+        r = client.step({"tool": "answer", "args": {"answer": task.answer}})
+        assert r.done and r.reward == 1.0
+        assert r.observation["metadata"]["done_reason"] == "answer"
+        state = client.state()
+        assert state["step_count"] == 3 and state["done"] and state["task_id"] == task.id
+
+        r = client.step({"tool": "search", "args": {"query": "more"}})  # after the end: no crash, still done
+        assert r.done and r.observation["error"]
+
+        r = client.reset(task_id=task.id)  # a new episode in the same session
+        first_episode = state["episode_id"]
+        assert client.state()["step_count"] == 0 and client.state()["episode_id"] != first_episode
+        r = client.step({"tool": "browse", "args": {"url": "x"}})  # an invalid turn, shown as its error
+        assert not r.done and r.reward == 0.0
+        assert "browse" in r.observation["error"] and "browse" in r.observation["text"]
+        assert client.state()["step_count"] == 1
+        r = client.step({"tool": "answer", "args": {"answer": "certainly not the answer"}})
+        assert r.done and r.reward == 0.0
+
+
+def test_reset_by_seed_and_unknown_task(served):
+    url, tasks = served
+    with GenericEnvClient(base_url=url).sync() as client:
+        r = client.reset(seed=1)
+        assert r.observation["task_id"] == tasks[1 % len(tasks)].id
+        with pytest.raises(Exception, match="no task 'nope'"):
+            client.reset(task_id="nope")
