@@ -4,6 +4,8 @@ own `GenericEnvClient` (WebSocket session)."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -12,6 +14,12 @@ import pytest
 pytest.importorskip("openenv")
 
 from openenv import GenericEnvClient  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +41,7 @@ def served(tmp_path_factory):
     tasks = build_tasks(w, tcfg, progress=False)
     task_dir = save_tasks(tasks, root / "world", "t", tcfg.to_dict())
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(make_app(root / "world", task_dir), host="127.0.0.1", port=port, log_level="warning")
     )
@@ -45,13 +51,13 @@ def served(tmp_path_factory):
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "the OpenEnv server did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", tasks
+    yield f"http://127.0.0.1:{port}", tasks, task_dir
     server.should_exit = True
     thread.join(timeout=10)
 
 
 def test_episode_over_openenv_client(served):
-    url, tasks = served
+    url, tasks, _ = served
     task = tasks[0]
     with GenericEnvClient(base_url=url).sync() as client:
         r = client.reset(task_id=task.id)
@@ -90,9 +96,32 @@ def test_episode_over_openenv_client(served):
 
 
 def test_reset_by_seed_and_unknown_task(served):
-    url, tasks = served
+    url, tasks, _ = served
     with GenericEnvClient(base_url=url).sync() as client:
         r = client.reset(seed=1)
         assert r.observation["task_id"] == tasks[1 % len(tasks)].id
         with pytest.raises(Exception, match="no task 'nope'"):
             client.reset(task_id="nope")
+
+
+def test_command_serves_on_localhost(served):
+    _, tasks, task_dir = served
+    port = free_port()
+    cmd = [sys.executable, "-m", "searchgym.integrations.openenv_env", "--world", str(task_dir.parent.parent)]
+    proc = subprocess.Popen([*cmd, "--tasks", str(task_dir / "tasks.jsonl"), "--port", str(port)])
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "the server command did not start"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        with GenericEnvClient(base_url=f"http://127.0.0.1:{port}").sync() as client:
+            assert client.reset().observation["task_id"] == tasks[0].id  # no task_id or seed: file order
+            r = client.step({"tool": "search", "args": {"query": tasks[0].question}})
+            assert "searchgym.local/wiki/" in r.observation["text"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
