@@ -43,7 +43,12 @@ def served(tmp_path_factory):
 
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(make_app(root / "world", task_dir), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            make_app(root / "world", task_dir, env={"max_turns": 3}, max_sessions=2),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -102,6 +107,20 @@ def test_reset_by_seed_and_unknown_task(served):
         assert r.observation["task_id"] == tasks[1 % len(tasks)].id
         with pytest.raises(Exception, match="no task 'nope'"):
             client.reset(task_id="nope")
+
+
+def test_two_sessions_and_turn_limit(served):
+    url, tasks, _ = served
+    with GenericEnvClient(base_url=url).sync() as a, GenericEnvClient(base_url=url).sync() as b:
+        a.reset(task_id=tasks[0].id)
+        b.reset(task_id=tasks[1].id)
+        for turn in range(3):  # env max_turns=3: the third search ends a's episode without an answer
+            r = a.step({"tool": "search", "args": {"query": tasks[0].question}})
+            assert r.done == (turn == 2) and r.reward == 0.0
+        assert r.observation["metadata"]["done_reason"] == "max_turns"
+        assert b.state()["step_count"] == 0 and b.state()["task_id"] == tasks[1].id
+        r = b.step({"tool": "answer", "args": {"answer": tasks[1].answer}})
+        assert r.done and r.reward == 1.0 and a.state()["step_count"] == 3
 
 
 def test_command_serves_on_localhost(served):
