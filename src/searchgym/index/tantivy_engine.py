@@ -66,6 +66,8 @@ class TantivyEngine(IndexBackend):
         self._t = tantivy
         self.store, self.index, self.config = store, index, config
         self.schema = index.schema
+        # a read-only engine: no meta.json watcher thread that reloads segments behind our back
+        index.config_reader("Manual")
         self.searcher = index.searcher()
         self.tokenizer = Tokenizer()
 
