@@ -144,3 +144,18 @@ def test_command_serves_on_localhost(served):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_command_names_a_bad_world(tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "searchgym.integrations.openenv_env",
+        "--world",
+        str(tmp_path),
+        "--tasks",
+        "x",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and str(tmp_path) in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

@@ -28,6 +28,7 @@ from pydantic import Field
 
 from searchgym.env.env import EnvConfig, SearchEnv
 from searchgym.env.records import Action as ToolCall
+from searchgym.errors import InputError, SearchGymError
 from searchgym.integrations.trl_env import ANSWERED, ENDED, trl_env_config
 from searchgym.types import Task
 
@@ -62,7 +63,7 @@ class SearchGymEnvironment(Environment[SearchGymAction, SearchGymObservation, Se
     def __init__(self, engine: Any, tasks: Sequence[Task], cfg: EnvConfig):
         super().__init__()
         if not tasks:
-            raise ValueError(
+            raise InputError(
                 "the task set is empty; build one with `searchgym tasks build WORLD --name NAME`"
             )
         self._tasks = list(tasks)
@@ -117,7 +118,7 @@ class SearchGymEnvironment(Environment[SearchGymAction, SearchGymObservation, Se
     def _pick(self, seed: int | None, task_id: str | None) -> Task:
         if task_id is not None:
             if task_id not in self._by_id:
-                raise ValueError(f"no task {task_id!r} in the served task set; pick one of its ids")
+                raise InputError(f"no task {task_id!r} in the served task set; pick one of its ids")
             return self._by_id[task_id]
         if seed is not None:
             return self._tasks[seed % len(self._tasks)]
@@ -159,7 +160,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-sessions", type=int, default=1, help="concurrent WebSocket sessions")
     a = p.parse_args(argv)
-    uvicorn.run(make_app(a.world, a.tasks, max_sessions=a.max_sessions), host=a.host, port=a.port)
+    try:
+        app = make_app(a.world, a.tasks, max_sessions=a.max_sessions)
+    except (SearchGymError, OSError) as e:
+        p.exit(2, f"error: {e}\n")
+    uvicorn.run(app, host=a.host, port=a.port)
 
 
 if __name__ == "__main__":
