@@ -54,7 +54,10 @@ class VLLMTeacherHandler(BaseHTTPRequestHandler):
             message = f"The model `{body['model']}` does not exist."
             return self._send(404, _error(message, "NotFoundError", "model", 404))
         if cap is not None and k > cap:
-            message = f"Requested prompt logprobs of {k}, which is greater than max allowed: {cap}"
+            message = (
+                f"Requested prompt logprobs of {k}, which is greater than max allowed: {cap} "
+                f"(parameter=prompt_logprobs, value={k})"
+            )  # vLLM 0.32's words
             return self._send(400, _error(message, "BadRequestError", "prompt_logprobs", 400))
         choices = [self._choice(i, seq, body["prompt_logprobs"]) for i, seq in enumerate(body["prompt"])]
         reply = {"id": "cmpl-test", "object": "text_completion", "model": body["model"], "choices": choices}
