@@ -9,10 +9,12 @@ Skipped with the reason when the venv is absent. The server is started as the do
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -23,8 +25,9 @@ from searchgym.advantage.teacher import HFTeacher, OpenAITeacher
 from searchgym.env.env import EnvConfig, SearchEnv
 from searchgym.models.tiny import TinyModelConfig, tiny_llama
 from searchgym.rollout.episodes import RolloutConfig, rollout
+from searchgym.rollout.generate import SamplingParams
 from searchgym.rollout.hf import HFGenerator
-from searchgym.rollout.openai import OpenAIGenerator
+from searchgym.rollout.openai import GenerationServerError, OpenAIGenerator
 from test_rollout_common import TASKS, engine, tiny_agent
 from test_rollout_openai import free_port
 
@@ -42,8 +45,8 @@ def _require_venv() -> None:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """(base_url, model, tokenizer): a tiny Llama saved to disk and served by vLLM on 127.0.0.1."""
+def saved(tmp_path_factory):
+    """(path, model, tokenizer): a tiny Llama saved where vLLM can load it."""
     _require_venv()
     _, tok = tiny_agent(steps=0)  # the tokenizer of the other rollout tests
     # vLLM's CPU attention needs a supported head size (the tiny agent's is 16): a fresh Llama with head_dim 64
@@ -54,40 +57,54 @@ def served(tmp_path_factory):
     path = tmp_path_factory.mktemp("vllm_model")
     model.save_pretrained(path)
     tok.save_pretrained(path)
+    return path, model, tok
+
+
+@contextlib.contextmanager
+def vllm_server(path: Path, logprobs_mode: str) -> Iterator[str]:
+    """The base URL of `python -m vllm.entrypoints.openai.api_server` serving `path` on 127.0.0.1."""
     port = free_port()
-    log = open(path / "server.log", "w")  # noqa: SIM115 (closed below)
+    log_path = path / f"server-{logprobs_mode}.log"
     env = os.environ | {"OMP_NUM_THREADS": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_TARGET_DEVICE": "cpu"}
-    proc = subprocess.Popen(
-        [
-            str(VLLM_PY), "-m", "vllm.entrypoints.openai.api_server", "--host", "127.0.0.1",
-            "--port", str(port), "--model", str(path), "--served-model-name", "tiny", "--dtype", "float32",
-            "--max-model-len", "512", "--logprobs-mode", "processed_logprobs",
-            "--max-logprobs", str(MAX_LOGPROBS), "--seed", "0",
-        ],
-        stdout=log, stderr=subprocess.STDOUT, env=env,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 600  # safety stop only: a cold vLLM start on 2 cores takes minutes
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"vLLM exited with {proc.returncode}; log: {path / 'server.log'}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"vLLM did not become healthy in 600 s; log: {path / 'server.log'}")
-            time.sleep(2)
-        yield url, model, tok
-    finally:
-        proc.terminate()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [
+                str(VLLM_PY), "-m", "vllm.entrypoints.openai.api_server", "--host", "127.0.0.1",
+                "--port", str(port), "--model", str(path), "--served-model-name", "tiny", "--dtype", "float32",
+                "--max-model-len", "512", "--logprobs-mode", logprobs_mode,
+                "--max-logprobs", str(MAX_LOGPROBS), "--seed", "0",
+            ],
+            stdout=log, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 600  # safety stop only: a cold vLLM start on 2 cores takes minutes
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"vLLM exited with {proc.returncode}; log: {log_path}")
+                try:
+                    if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"vLLM did not become healthy in 600 s; log: {log_path}")
+                time.sleep(2)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture(scope="module")
+def served(saved):
+    """(base_url, model, tokenizer) of the server started as the docs say: processed log-probs."""
+    path, model, tok = saved
+    with vllm_server(path, "processed_logprobs") as url:
+        yield url, model, tok
 
 
 def test_greedy_rollouts_through_vllm_equal_the_local_model(served):
@@ -123,6 +140,29 @@ def test_a_teacher_top_k_over_the_servers_cap_is_refused_not_silent(served):
     seq = tok(TASKS[0].question)["input_ids"]
     with pytest.raises(Exception, match="max_logprobs|logprobs"):
         teacher.score_full([seq], [[1] * len(seq)])
+
+
+def test_sampling_passes_the_log_prob_probe_on_a_processed_server(served):
+    url, _, tok = served
+    gen = OpenAIGenerator(url, "tiny", tokenizer=tok)
+    (g,) = gen.generate(
+        [tok(TASKS[0].question)["input_ids"]], SamplingParams(max_new_tokens=4, temperature=0.7)
+    )
+    assert gen.logprobs_checked and len(g.token_ids) >= 1
+    gen.close()
+
+
+def test_sampling_is_refused_on_a_server_with_raw_log_probs(saved):
+    path, _, tok = saved
+    with vllm_server(path, "raw_logprobs") as url:
+        gen = OpenAIGenerator(url, "tiny", tokenizer=tok)
+        prompt = tok(TASKS[0].question)["input_ids"]
+        with pytest.raises(GenerationServerError, match="--logprobs-mode processed_logprobs"):
+            gen.generate([prompt], SamplingParams(max_new_tokens=4, temperature=0.7))
+        assert gen.generate(
+            [prompt], SamplingParams(max_new_tokens=4, temperature=0)
+        )  # greedy needs no probe
+        gen.close()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ ids come back (text is never re-tokenised). Requests run concurrently in a threa
 retries with exponential backoff on connection errors, 408, 429 and 5xx (`searchgym.http.post_json`).
 
 Behaviour log-probs: start vLLM with `--logprobs-mode processed_logprobs` so its log-probs are computed after
-temperature scaling, matching `HFGenerator` and TRL's recomputation.
+temperature scaling, matching `HFGenerator` and TRL's recomputation. vLLM's default (`raw_logprobs`) returns
+log_softmax(logits) whatever the temperature (off by up to 1.65 nats at T = 0.7), so the first sampled call at a
+temperature other than 1 probes the server once (`check_logprobs_mode`) and refuses a server in raw mode.
 """
 
 from __future__ import annotations
@@ -84,6 +86,31 @@ class OpenAIGenerator(Generator):
             timeout=timeout, headers=headers, limits=httpx.Limits(max_connections=concurrency)
         )
         self.pool = ThreadPoolExecutor(max_workers=concurrency)
+        self.logprobs_checked = False
+
+    def check_logprobs_mode(self, prompt: Sequence[int], temperature: float) -> None:
+        """Raise GenerationServerError if the server's log-probs ignore the temperature (vLLM `raw_logprobs`).
+
+        One token is asked at T = 1 and at `temperature` with the top-2 log-probs: after temperature scaling the gap
+        between the two best tokens is gap(T=1) / T, without it the gap is unchanged."""
+        self.logprobs_checked = True
+        gaps = []
+        for t in (1.0, temperature):
+            body = {"model": self.model, "prompt": list(prompt), "max_tokens": 1, "temperature": t, "top_p": 1.0,
+                    "seed": 0, "logprobs": 2, "return_tokens_as_token_ids": True}  # fmt: skip
+            top = (self._post(body).get("logprobs") or {}).get("top_logprobs") or [None]
+            if not isinstance(top[0], dict) or len(top[0]) < 2:
+                return  # a server without top log-probs: nothing to compare
+            best = sorted(top[0].values(), reverse=True)
+            gaps.append(best[0] - best[1])
+        if gaps[0] < 1e-3:
+            return  # a tie at the top: the probe cannot tell
+        ratio = gaps[1] / gaps[0]
+        if abs(ratio - 1.0) < abs(ratio - 1.0 / temperature):
+            raise GenerationServerError(
+                f"{self.url}: the server's log-probs ignore the sampling temperature ({temperature}); behaviour "
+                "log-probs and importance ratios would be wrong. Restart vLLM with --logprobs-mode processed_logprobs"
+            )
 
     def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -117,6 +144,8 @@ class OpenAIGenerator(Generator):
         max_new_tokens: Sequence[int] | None = None,
     ) -> list[Generation]:
         budgets = self.budgets(prompts, params, max_new_tokens)
+        if not self.logprobs_checked and prompts and params.temperature not in (0.0, 1.0):
+            self.check_logprobs_mode(prompts[0], params.temperature)
         t0 = time.perf_counter()
         # distinct, reproducible seed per prompt of the call
         futures = [
