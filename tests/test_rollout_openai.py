@@ -21,12 +21,17 @@ from searchgym.rollout.openai import GenerationServerError, OpenAIGenerator
 from test_rollout_common import TASKS, engine, tiny_agent
 
 
-def tiny_server(model, tok, fail_first: int = 0) -> FastAPI:
-    """A vLLM-style /v1/completions over HFGenerator; the first `fail_first` requests answer 503."""
+def tiny_server(model, tok, fail_first: int = 0, max_model_len: int = 2048) -> FastAPI:
+    """A vLLM-style /v1/completions over HFGenerator; the first `fail_first` requests answer 503. Like vLLM it reports
+    `max_model_len` in /v1/models, answers 400 to a longer prompt and shrinks `max_tokens` to fit."""
     app = FastAPI()
     gen = HFGenerator(model, tok)
     lock = threading.Lock()
     state = {"requests": 0}
+
+    @app.get("/v1/models")
+    async def models():
+        return {"object": "list", "data": [{"id": "tiny", "object": "model", "max_model_len": max_model_len}]}
 
     @app.post("/v1/completions")
     async def completions(request: Request):
@@ -34,8 +39,10 @@ def tiny_server(model, tok, fail_first: int = 0) -> FastAPI:
         state["requests"] += 1
         if state["requests"] <= fail_first:
             return JSONResponse({"error": "warming up"}, status_code=503)
+        if len(body["prompt"]) >= max_model_len:
+            return JSONResponse({"error": {"message": "prompt too long"}}, status_code=400)
         params = SamplingParams(
-            body["max_tokens"],
+            min(body["max_tokens"], max_model_len - len(body["prompt"])),
             body["temperature"],
             body["top_p"],
             tuple(body.get("stop") or ()),
@@ -93,6 +100,29 @@ def test_openai_rollout_matches_the_local_model(server):
         assert tr.completion_ids == ref.completion_ids and tr.env_mask == ref.env_mask
         assert torch.allclose(torch.tensor(tr.logprobs), torch.tensor(ref.logprobs), atol=1e-4)
     gen.close()
+
+
+def test_a_served_context_limit_ends_the_episode_instead_of_the_run():
+    model, tok = tiny_agent()
+    factory = lambda: SearchEnv(engine(), EnvConfig(max_turns=4))  # noqa: E731
+    prompt_len = len(tok(factory().reset(TASKS[0]))["input_ids"])
+    app = tiny_server(model, tok, max_model_len=prompt_len + 12)
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    while not srv.started:
+        time.sleep(0.05)
+    gen = OpenAIGenerator(f"http://127.0.0.1:{port}", "tiny", eos_ids=[tok.eos_token_id], backoff=0.01)
+    assert gen.max_context == prompt_len + 12
+    (tr,) = rollout(TASKS[:1], factory, gen, tok, RolloutConfig(max_new_tokens=40, temperature=0))
+    assert (
+        len(tr.prompt_ids) + len(tr.completion_ids) <= prompt_len + 12
+    )  # budgeted, never sent over the limit
+    assert tr.episode.done_reason == "context_limit" and tr.reward == 0.0
+    gen.close()
+    srv.should_exit = True
+    thread.join(timeout=10)
 
 
 def test_openai_generator_reports_a_dead_server():

@@ -10,6 +10,7 @@ Skipped with the reason when the venv is absent. The server is started as the do
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import httpx
 import pytest
 import torch
 
-from searchgym.advantage.teacher import HFTeacher, OpenAITeacher
+from searchgym.advantage.teacher import HFTeacher, OpenAITeacher, TeacherConfigError
 from searchgym.env.env import EnvConfig, SearchEnv
 from searchgym.models.tiny import TinyModelConfig, tiny_llama
 from searchgym.rollout.episodes import RolloutConfig, rollout
@@ -138,7 +139,7 @@ def test_a_teacher_top_k_over_the_servers_cap_is_refused_not_silent(served):
     url, _, tok = served
     teacher = OpenAITeacher(url, "tiny", len(tok), tok, tok, top_k=MAX_LOGPROBS + 30, retries=0)
     seq = tok(TASKS[0].question)["input_ids"]
-    with pytest.raises(Exception, match="max_logprobs|logprobs"):
+    with pytest.raises(TeacherConfigError, match="--max-logprobs 50 or set teacher.top_k<=20"):
         teacher.score_full([seq], [[1] * len(seq)])
 
 
@@ -163,6 +164,21 @@ def test_sampling_is_refused_on_a_server_with_raw_log_probs(saved):
             [prompt], SamplingParams(max_new_tokens=4, temperature=0)
         )  # greedy needs no probe
         gen.close()
+
+
+def test_the_served_max_model_len_bounds_episodes_instead_of_a_400(served):
+    url, _, tok = served
+    gen = OpenAIGenerator(url, "tiny", tokenizer=tok)
+    assert gen.max_context == 512  # read from vLLM's /v1/models
+    factory = lambda: SearchEnv(engine(), EnvConfig(max_turns=4))  # noqa: E731
+    question = TASKS[0].question
+    while len(tok(factory().reset(dataclasses.replace(TASKS[0], question=question)))["input_ids"]) < 500:
+        question += " filler"
+    task = dataclasses.replace(TASKS[0], question=question)
+    (tr,) = rollout([task], factory, gen, tok, RolloutConfig(max_new_tokens=40, temperature=0))
+    assert len(tr.prompt_ids) + len(tr.completion_ids) <= 512
+    assert tr.episode.done_reason in ("context_limit", "answer", "invalid")
+    gen.close()
 
 
 if __name__ == "__main__":

@@ -141,10 +141,20 @@ def rollout(
     stop = tuple(envs[0].stop_strings()) if envs else ()
     active = list(range(len(tasks)))
     turn = 0
+    limit = generator.max_context
     while active:
-        budgets = [
-            min(cfg.max_new_tokens, cfg.max_total_tokens - len(trajs[i].completion_ids)) for i in active
-        ]
+        budgets = []
+        for i in list(active):
+            budget = min(cfg.max_new_tokens, cfg.max_total_tokens - len(trajs[i].completion_ids))
+            if limit is not None:
+                budget = min(budget, limit - len(trajs[i].prompt_ids) - len(trajs[i].completion_ids))
+                if budget <= 0:  # the served model cannot take one more token: end it as the budget does
+                    envs[i].truncate("context_limit")
+                    active.remove(i)
+                    continue
+            budgets.append(budget)
+        if not active:
+            break
         params = SamplingParams(cfg.max_new_tokens, cfg.temperature, cfg.top_p, stop, cfg.seed + 7919 * turn)
         m0 = generator.model_seconds
         t0 = time.perf_counter()
@@ -176,6 +186,9 @@ def rollout(
             obs_ids = tokenizer(obs, add_special_tokens=False)["input_ids"]
             if len(tr.completion_ids) + len(obs_ids) >= cfg.max_total_tokens:
                 envs[i].truncate("token_budget")  # the env's own ending: same summary, shaping and gate
+                continue
+            if limit is not None and len(tr.prompt_ids) + len(tr.completion_ids) + len(obs_ids) >= limit:
+                envs[i].truncate("context_limit")
                 continue
             tr.add(obs_ids, None)
             still.append(i)

@@ -44,9 +44,12 @@ class Generation:
 class Generator(ABC):
     """Generate one continuation per prompt; `max_new_tokens` may differ per prompt (token budgets).
 
-    `model_seconds` is this instance's cumulative wall time inside the model / server (benchmarks subtract it)."""
+    `model_seconds` is this instance's cumulative wall time inside the model / server (benchmarks subtract it).
+    `max_context` is the model's limit on prompt + generated tokens when the backend knows it (None: no limit known);
+    the rollout budgets against it and ends an episode that reaches it as "context_limit"."""
 
     name: str = "abstract"
+    max_context: int | None = None
 
     @property
     def model_seconds(self) -> float:

@@ -87,6 +87,24 @@ class OpenAIGenerator(Generator):
         )
         self.pool = ThreadPoolExecutor(max_workers=concurrency)
         self.logprobs_checked = False
+        self._max_context: int | None = None
+        self._context_read = False
+
+    @property
+    def max_context(self) -> int | None:  # type: ignore[override]
+        """The served model's `max_model_len` from `GET /v1/models` (vLLM reports it), read once; None if absent."""
+        if not self._context_read:
+            self._context_read = True
+            models_url = self.url.removesuffix("/completions") + "/models"
+            try:
+                data = self.client.get(models_url).json().get("data") or []
+            except (httpx.HTTPError, ValueError, AttributeError):
+                return None  # no models endpoint: generation reports a dead server itself
+            for entry in data:
+                if isinstance(entry, dict) and entry.get("id") == self.model:
+                    value = entry.get("max_model_len")
+                    self._max_context = value if isinstance(value, int) and value > 0 else None
+        return self._max_context
 
     def check_logprobs_mode(self, prompt: Sequence[int], temperature: float) -> None:
         """Raise GenerationServerError if the server's log-probs ignore the temperature (vLLM `raw_logprobs`).
