@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -172,3 +173,34 @@ def test_multinode_refuses_a_bad_role(tmp_path):
         timeout=60,
     )
     assert r.returncode == 2 and "use head or worker" in r.stderr
+
+
+def test_run_script_starts_the_retrieval_server_then_the_trainer(data_dir, tmp_path):
+    """Everything but verl's trainer: `searchgym serve` on the prepared world answers /health and /retrieve before
+    the trainer command starts (a stand-in that records what it was run with), and is stopped when the script ends."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    record = tmp_path / "trainer.txt"
+    trainer = tmp_path / "python"
+    trainer.write_text(
+        "#!/usr/bin/env bash\n"
+        f'{{ echo "$@"; curl -sf http://127.0.0.1:{port}/health; echo; '
+        f'curl -sf -X POST -H \'Content-Type: application/json\' -d \'{{"queries": ["parent"], "topk": 2}}\' '
+        f"http://127.0.0.1:{port}/retrieve; }} > {record}\n"
+    )
+    trainer.chmod(0o755)
+    r = subprocess.run(
+        ["bash", str(RECIPE / "run_grpo_qwen2.5-7b.sh"), "trainer.total_training_steps=1"],
+        env=script_env(DATA_DIR=str(data_dir), PORT=str(port), PYTHON=str(trainer), SERVE_WORKERS="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    args, health, retrieved = record.read_text().splitlines()
+    assert args.startswith("-m verl.trainer.main_ppo ") and args.endswith(" trainer.total_training_steps=1")
+    assert "algorithm.adv_estimator=searchgym_grpo" in args.split()
+    assert health and len(json.loads(retrieved)["result"][0]) == 2
+    with socket.socket() as s:  # the server is gone: the port binds again
+        s.bind(("127.0.0.1", port))

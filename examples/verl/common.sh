@@ -70,7 +70,7 @@ start_retrieval_server() {
   fi
   "$SEARCHGYM" serve "$WORLD" --port "$PORT" --workers "${SERVE_WORKERS:-4}" &
   SERVER_PID=$!
-  trap 'kill "$SERVER_PID" 2>/dev/null || true' EXIT
+  trap 'kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null || true' EXIT
   for _ in $(seq 120); do
     curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && return
     kill -0 "$SERVER_PID" 2>/dev/null || { echo "error: searchgym serve $WORLD exited (built? run prepare_data.sh)" >&2; exit 1; }
