@@ -23,8 +23,9 @@ verl = pytest.importorskip(
 from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 from verl.trainer.ppo.core_algos import get_adv_estimator_fn  # noqa: E402
+from verl.trainer.ppo.utils import need_critic, need_reference_policy  # noqa: E402
 from verl.trainer.ppo.v1 import get_trainer_cls  # noqa: E402
-from verl.utils.config import omega_conf_to_dataclass  # noqa: E402
+from verl.utils.config import omega_conf_to_dataclass, validate_config  # noqa: E402
 from verl.utils.dataset.rl_dataset import RLHFDataset  # noqa: E402
 
 from searchgym.advantage.config import TeacherConfig  # noqa: E402
@@ -125,6 +126,9 @@ def test_run_script_overrides_compose_with_verls_trainer_config(run, tmp_path, m
     script, args, env, estimator, mode = RUNS[run]
     cfg = composed(overrides_of(script, args, tmp_path, **env))
     OmegaConf.resolve(cfg)  # every interpolation of verl's config resolves with our values
+    # main_ppo's own check before it starts Ray (batch sizes against the GPU count, ...)
+    validate_config(cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
+    assert need_reference_policy(cfg) and not need_critic(cfg)  # KL loss needs the reference; GRPO no critic
     assert cfg.algorithm.adv_estimator == estimator
     assert get_adv_estimator_fn(cfg.algorithm.adv_estimator) is ESTIMATOR_FNS[estimator]
     # verl's trainers hand the DictConfig itself to the estimator (so `algorithm.searchgym` reaches it); the rest

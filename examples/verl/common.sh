@@ -43,6 +43,7 @@ base_overrides=(
   actor_rollout_ref.rollout.agent.default_agent_loop=searchgym
   actor_rollout_ref.rollout.agent.agent_loop_config_path="$AGENT_LOOP_CONFIG"
   algorithm.use_kl_in_reward=False
+  critic.enable=False
   trainer.project_name="$PROJECT"
   trainer.logger='["console"]'
   trainer.nnodes="$NNODES"
