@@ -126,7 +126,7 @@ def test_run_script_overrides_compose_with_verls_trainer_config(run, tmp_path, m
     script, args, env, estimator, mode = RUNS[run]
     cfg = composed(overrides_of(script, args, tmp_path, **env))
     OmegaConf.resolve(cfg)  # every interpolation of verl's config resolves with our values
-    # main_ppo's own check before it starts Ray (batch sizes against the GPU count, ...)
+    # main_ppo's own check before it starts Ray
     validate_config(cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
     assert need_reference_policy(cfg) and not need_critic(cfg)  # KL loss needs the reference; GRPO no critic
     assert cfg.algorithm.adv_estimator == estimator
