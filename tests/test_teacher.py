@@ -1,6 +1,7 @@
 """Teacher scoring on real tiny models: HFTeacher against a direct recomputation, OpenAITeacher against a real HTTP
 server on 127.0.0.1 that answers in vLLM's completions `prompt_logprobs` format, and failure handling."""
 
+import dataclasses
 import re
 
 import pytest
@@ -233,6 +234,12 @@ def test_teachers_are_chosen_by_config(tok, models, rollouts, server, tmp_path, 
     assert isinstance(served, OpenAITeacher) and served.top_k == len(tok)
     assert torch.allclose(served.score_full(seqs, masks).logp, ref.logp, atol=1e-4)
     assert server.auth == "Bearer sk-test"  # the key comes from the environment, never from the config
+    lumped = make_teacher(dataclasses.replace(cfg, top_k=3, tail="lumped"), tok)
+    upper = make_teacher(dataclasses.replace(cfg, top_k=3), tok)
+    scored = torch.tensor([m + [0] * (ref.logp.shape[1] - len(m)) for m in masks]).bool()
+    low, high = lumped.score_full(seqs, masks).entropy[scored], upper.score_full(seqs, masks).entropy[scored]
+    assert (low <= ref.entropy[scored] + 1e-4).all() and (high >= ref.entropy[scored] - 1e-4).all()
+    assert (high - low).max() > 0.1  # the config's tail reaches the scorer
     corrupted = make_teacher(
         TeacherConfig.from_dict(
             {"kind": "hf", "path": str(tmp_path / "teacher"), "corruption": {"invert": 1.0}}
@@ -250,6 +257,8 @@ def test_teacher_config_errors():
         TeacherConfig.from_dict({"kind": "hf"})
     with pytest.raises(ConfigError, match="sum <= 1"):
         TeacherConfig.from_dict({"kind": "hf", "path": "x", "corruption": {"shuffle": 0.7, "invert": 0.5}})
+    with pytest.raises(ConfigError, match="teacher.tail='exact'"):
+        TeacherConfig(tail="exact")
     with pytest.raises(ConfigError, match="environment variable name"):
         TeacherConfig(api_key_env="sk-live-123 secret")
     with pytest.raises(ValueError, match="registered"):

@@ -109,6 +109,7 @@ class TeacherConfig(YamlConfig):
     batch_size: int = 8  # sequences per forward pass (hf) or per request (openai)
     dtype: str = "float32"  # hf: float32 on CPU, bfloat16 on GPUs
     timeout: float = 60.0  # openai: seconds per request
+    tail: str = "uniform"  # openai: top-k entropy estimate, "uniform" (upper bound) | "lumped" (lower bound)
     corruption: CorruptionConfig = dataclasses.field(default_factory=CorruptionConfig)
 
     def __post_init__(self) -> None:
@@ -120,6 +121,10 @@ class TeacherConfig(YamlConfig):
             raise ConfigError(
                 f"teacher: top_k={self.top_k}, batch_size={self.batch_size}, timeout={self.timeout}; "
                 "each must be >= 1 (timeout > 0)"
+            )
+        if self.tail not in ("uniform", "lumped"):
+            raise ConfigError(
+                f"teacher.tail={self.tail!r}: must be 'uniform' (upper bound) or 'lumped' (lower)"
             )
         if self.api_key_env and not self.api_key_env.replace("_", "").isalnum():
             raise ConfigError(f"teacher.api_key_env={self.api_key_env!r} is not an environment variable name")

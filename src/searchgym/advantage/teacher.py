@@ -299,13 +299,22 @@ class OpenAITeacher(TeacherScorer):
         return rows
 
     def _entropy(self, logps: list[float]) -> tuple[float, float]:
-        probs = [math.exp(x) for x in logps]
-        h = -sum(p * x for p, x in zip(probs, logps, strict=True))
-        missing = max(0.0, 1.0 - sum(probs))
-        if missing > 1e-12:
-            others = max(1, self.vocab_size - len(probs)) if self.tail == "uniform" else 1
-            h += -missing * math.log(missing / others)
-        return h, max(logps)
+        return topk_entropy(logps, self.vocab_size, self.tail)
+
+
+def topk_entropy(
+    logps: list[float], vocab_size: int, tail: Literal["uniform", "lumped"] = "uniform"
+) -> tuple[float, float]:
+    """(entropy estimate, max log-prob) from the top-k log-probs of one position: the known tokens' entropy plus the
+    missing mass m spread over the other |V| - k tokens (`uniform`: an upper bound) or as one outcome (`lumped`: a
+    lower bound). bench/bench_topk_entropy.py measures both against the exact entropy."""
+    probs = [math.exp(x) for x in logps]
+    h = -sum(p * x for p, x in zip(probs, logps, strict=True))
+    missing = max(0.0, 1.0 - sum(probs))
+    if missing > 1e-12:
+        others = max(1, vocab_size - len(probs)) if tail == "uniform" else 1
+        h += -missing * math.log(missing / others)
+    return h, max(logps)
 
 
 def _refusal(e: HTTPFailure, top_k: int) -> str:
@@ -401,6 +410,7 @@ def _openai_teacher(cfg: TeacherConfig, student_tokenizer: Any) -> TeacherScorer
         batch_size=cfg.batch_size,
         timeout=cfg.timeout,
         api_key=api_key,
+        tail=cfg.tail,  # type: ignore[arg-type]  (validated by TeacherConfig)
     )
 
 
