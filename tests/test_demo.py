@@ -222,3 +222,17 @@ def test_split_train_tasks_is_disjoint_and_seeded():
     assert split_train_tasks(tasks, 0.5, 0) == (sft, rl) and split_train_tasks(tasks, 0.5, 1) != (sft, rl)
     with pytest.raises(ValueError, match="sft_task_share"):
         split_train_tasks(tasks, 0.0, 0)
+
+
+def test_the_report_tabulates_the_teacher_fallback_share_without_calling_grpo_trac():
+    from searchgym.demo.report import has_trac, trac_table
+
+    grpo = [
+        {"step": s, "reward": 0.0, "trac/teacher_fallback": 0.0, "trac/teacher_fallback_share": 0.0}
+        for s in (1, 2)
+    ]
+    assert not has_trac(grpo)
+    trac = [{"step": 1, "reward": 0.0, "trac/w_D/mean": 0.8, "trac/teacher_fallback": 1.0, "trac/teacher_fallback_share": 1.0},
+            {"step": 2, "reward": 1.0, "trac/w_D/mean": 0.9, "trac/teacher_fallback": 0.0, "trac/teacher_fallback_share": 0.5}]  # fmt: skip
+    assert has_trac(trac)
+    assert trac_table(trac)["trac/teacher_fallback_share"] == {"all": 0.75, "last": 0.5, "steps": 2}

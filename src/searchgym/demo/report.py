@@ -25,7 +25,9 @@ TRAC_KEYS = (  # metrics.jsonl keys of the TRAC diagnostics the report tabulates
     ("trac/teacher_reward/correct", "teacher reward, correct rollouts"),
     ("trac/teacher_reward/wrong", "teacher reward, wrong rollouts"),
     ("trac/teacher_fallback", "steps that fell back to GRPO (teacher unavailable)"),
+    ("trac/teacher_fallback_share", "share of teacher batches that fell back, so far (stop above the limit)"),
 )
+NOT_TRAC = ("trac/teacher_fallback", "trac/teacher_fallback_share")  # logged by GRPO runs with a teacher too
 CURVE_WINDOWS = (
     10  # the training curve in the report: mean success / reward over this many equal step windows
 )
@@ -98,7 +100,7 @@ def trac_table(metrics: list[dict]) -> dict[str, dict[str, float]]:
 
 
 def has_trac(metrics: list[dict]) -> bool:
-    return any(k.startswith("trac/") and k != "trac/teacher_fallback" for m in metrics for k in m)
+    return any(k.startswith("trac/") and k not in NOT_TRAC for m in metrics for k in m)
 
 
 def _pct(x: float) -> str:
