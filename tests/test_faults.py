@@ -283,7 +283,9 @@ def tiny_disk(tmp_path: Path):
     gc.collect()  # drop the failed builds' frames (and any file they still hold open) before unmounting
     for point in mounted:
         if subprocess.run(["umount", str(point)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(point)], check=False)  # still busy: detach it now, freed later
+            subprocess.run(
+                ["umount", "-l", str(point)], check=False
+            )  # still busy: detach it now, freed later
 
 
 def test_a_real_full_disk(tiny_disk, base: Path):
