@@ -143,9 +143,10 @@ class TRACGRPOTrainer(GRPOTrainer):
                 ok = False
         if not _all(acc, ok):
             name, batch.teacher_logp, batch.behaviour_logp = "grpo", None, None
-        self._metrics[mode]["trac/teacher_fallback"].append(float(name != self.estimator))
+        fell_back = name != self.estimator
+        self._metrics[mode]["trac/teacher_fallback"].append(float(fell_back))
         if mode == "train" and self.teacher is not None:
-            self._count_fallback(name != self.estimator)
+            self._count_fallback(fell_back)
         stats = _gather_stats(acc, rollout_stats(batch, cfg, group=group))
         _check_groups(acc, inputs, n)
         rows = slice(offset, offset + b)
