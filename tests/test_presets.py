@@ -43,6 +43,17 @@ def test_gpu_presets_use_vllm_colocate(name):
     assert "Qwen2.5" in cfg.model.path
 
 
+def test_vllm_mode_picks_the_rollout_generator():
+    from searchgym.trainer.config import generator_kind
+
+    cfg = TrainConfig.from_yaml(resolve_preset("cpu-tiny"))
+    assert generator_kind(cfg) == "hf"
+    assert generator_kind(cfg.override(["grpo.use_vllm=true"])) == "vllm"
+    server = cfg.override(["grpo.use_vllm=true", "grpo.vllm_mode=server"])
+    assert generator_kind(server) == "openai"
+    assert grpo_args(server).vllm_server_base_url == "http://127.0.0.1:8000"  # TRL syncs into the same server
+
+
 def test_overrides_and_errors():
     cfg = TrainConfig.from_yaml(resolve_preset("cpu-tiny")).override(["grpo.max_steps=7", "estimator=grpo"])
     assert cfg.grpo.max_steps == 7 and cfg.estimator == "grpo"
@@ -106,6 +117,8 @@ BAD_TRAIN = [
     (["env.max_turns=0"], "max_turns"),
     (["curriculum.window=0"], "window"),
     (["log_rollouts=-1"], "log_rollouts"),
+    (["grpo.vllm_mode=remote"], "vllm_mode"),
+    (["grpo.use_vllm=true", "grpo.vllm_mode=server"], "needs a CUDA device"),  # TRL syncs weights over NCCL
 ]
 
 

@@ -266,3 +266,53 @@ def test_resume_after_sigkill_matches_uninterrupted_run(trained_world, tmp_path)
     assert res_rewards == ref_rewards  # same RNG: the same rollouts after the resume
     # the rollout log holds every step once, identical to the uninterrupted run's
     assert (out / "rollouts.jsonl").read_text() == (Path(ref.output_dir) / "rollouts.jsonl").read_text()
+
+
+def test_server_mode_rollout_generates_through_the_server(trained_world):
+    """`grpo.vllm_mode: server`: the rollout generates through the OpenAI-compatible server TRL syncs the policy
+    into. TRL's NCCL weight sync needs CUDA, so here the server serves the student's start weights, the same ones
+    the policy has at step 0, and the behaviour log-probs it returns must equal the policy's own."""
+    import threading
+
+    import uvicorn
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from test_rollout_openai import free_port, tiny_server
+
+    tok = AutoTokenizer.from_pretrained(trained_world["student"])
+    served = AutoModelForCausalLM.from_pretrained(trained_world["student"]).eval()
+    app = tiny_server(served, tok)
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    try:
+        cfg = make_cfg(trained_world, "run-server", **{"grpo.max_steps": 1})
+        run = build_run(cfg, progress=False)
+        func = run.trainer.rollout_func
+        func.generator, func.server_url = "openai", f"http://127.0.0.1:{port}"  # what vllm_mode=server sets
+        raw = _record_rollouts(run.trainer)
+        policy = run.trainer.model
+        start = _params(policy)
+        run.trainer.train()
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+    out = raw[0]
+    assert app.state.counter["requests"] >= len(out["completion_ids"])  # every rollout's turns were served
+    assert func._server.model == "tiny"  # read from GET /v1/models
+    with torch.no_grad():
+        for name, p in policy.named_parameters():
+            p.copy_(start[name])  # the policy as it was when the rollouts were generated
+        policy.eval()
+        for prompt, completion, mask, lps in zip(
+            out["prompt_ids"], out["completion_ids"], out["env_mask"], out["logprobs"], strict=True
+        ):
+            ids = torch.tensor([prompt + completion])
+            logits = policy(ids).logits[0, len(prompt) - 1 : -1].float()
+            own = torch.log_softmax(logits, -1).gather(-1, torch.tensor(completion)[:, None])[:, 0]
+            model_tokens = [i for i, m in enumerate(mask) if m]
+            if not model_tokens:  # a dropped equal group: masked out, nothing to compare
+                continue
+            diff = (own[model_tokens] - torch.tensor(lps)[model_tokens]).abs().max().item()
+            assert diff < 1e-4, diff

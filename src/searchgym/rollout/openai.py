@@ -67,7 +67,7 @@ class OpenAIGenerator(Generator):
     def __init__(
         self,
         base_url: str,
-        model: str,
+        model: str | None = None,
         eos_ids: Sequence[int] = (),
         concurrency: int = 16,
         timeout: float = 120.0,
@@ -76,9 +76,9 @@ class OpenAIGenerator(Generator):
         api_key: str | None = None,
         tokenizer: Any = None,
     ):
-        """`tokenizer` (optional): the served model's tokenizer, whose eos ids are added to `eos_ids`."""
+        """`model`: the served model's name (None: the first model of `GET /v1/models`, as TRL's VLLMClient takes).
+        `tokenizer` (optional): the served model's tokenizer, whose eos ids are added to `eos_ids`."""
         self.url = completions_url(base_url)
-        self.model = model
         self.eos_ids = set(eos_ids) | (set(eos_token_ids(tokenizer)) if tokenizer is not None else set())
         self.retry = Retry(retries, backoff)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -89,15 +89,30 @@ class OpenAIGenerator(Generator):
         self.logprobs_checked = False
         self._max_context: int | None = None
         self._context_read = False
+        self.model = model if model is not None else self.served_model()
+
+    def _models(self) -> list[Any]:
+        """The `data` list of the server's `GET /v1/models` (raises httpx / JSON errors)."""
+        data = self.client.get(self.url.removesuffix("/completions") + "/models").json().get("data")
+        return data if isinstance(data, list) else []
+
+    def served_model(self) -> str:
+        """The first model id of the server's `GET /v1/models`; GenerationServerError if it cannot be read."""
+        try:
+            return str(self._models()[0]["id"])
+        except (httpx.HTTPError, ValueError, AttributeError, LookupError, TypeError) as e:
+            raise GenerationServerError(
+                f"{self.url.removesuffix('/completions')}/models: cannot read the served model's name "
+                f"({type(e).__name__}: {e}); is an OpenAI-compatible server (vllm serve) running there?"
+            ) from e
 
     @property
     def max_context(self) -> int | None:  # type: ignore[override]
         """The served model's `max_model_len` from `GET /v1/models` (vLLM reports it), read once; None if absent."""
         if not self._context_read:
             self._context_read = True
-            models_url = self.url.removesuffix("/completions") + "/models"
             try:
-                data = self.client.get(models_url).json().get("data") or []
+                data = self._models()
             except (httpx.HTTPError, ValueError, AttributeError):
                 return None  # no models endpoint: generation reports a dead server itself
             for entry in data:

@@ -84,9 +84,10 @@ class GRPOSection(YamlConfig):
     bf16: bool = False
     gradient_checkpointing: bool = False
     use_vllm: bool = False
-    vllm_mode: str = (
-        "colocate"  # the rollout generates through TRL's colocated engine; "server" is not supported
-    )
+    # colocate: TRL's engine in each process | server: a `vllm serve` at vllm_server_base_url that TRL syncs the
+    # policy into and the rollout generates from
+    vllm_mode: str = "colocate"
+    vllm_server_base_url: str = "http://127.0.0.1:8000"
     vllm_gpu_memory_utilization: float = 0.3
     vllm_tensor_parallel_size: int = 1
     report_to: list[str] = field(default_factory=list)  # "trackio", "tensorboard", "wandb"
@@ -111,10 +112,8 @@ class GRPOSection(YamlConfig):
             )
         if self.scale_rewards not in ("group", "batch", "none"):
             bad.append(f"grpo.scale_rewards={self.scale_rewards!r} (group | batch | none)")
-        if self.use_vllm and self.vllm_mode != "colocate":
-            bad.append(
-                f"grpo.vllm_mode={self.vllm_mode!r} (SearchGym's rollout generates with vllm_mode colocate)"
-            )
+        if self.vllm_mode not in ("colocate", "server"):
+            bad.append(f"grpo.vllm_mode={self.vllm_mode!r} (colocate | server)")
         if bad:
             raise ConfigError("; ".join(bad))
 
@@ -175,8 +174,11 @@ def rollout_config(cfg: TrainConfig) -> RolloutConfig:
 
 
 def generator_kind(cfg: TrainConfig) -> str:
-    """The `GENERATORS` backend the training rollout uses: TRL's colocated vLLM engine, or the policy itself."""
-    return "vllm" if cfg.grpo.use_vllm else "hf"
+    """The `GENERATORS` backend the training rollout uses: TRL's colocated vLLM engine, the vLLM server TRL syncs
+    the policy into (through its OpenAI-compatible completions API), or the policy itself."""
+    if not cfg.grpo.use_vllm:
+        return "hf"
+    return "vllm" if cfg.grpo.vllm_mode == "colocate" else "openai"
 
 
 def grpo_args(cfg: TrainConfig) -> Any:

@@ -135,6 +135,11 @@ def build_run(
 
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     cfg.validate()
+    if cfg.grpo.use_vllm and cfg.grpo.vllm_mode == "server" and not torch.cuda.is_available():
+        raise ConfigError(
+            "grpo.vllm_mode=server needs a CUDA device: TRL syncs the policy into the vLLM server over NCCL "
+            "(TRL's VLLMClient.init_communicator); on CPU train with grpo.use_vllm=false"
+        )
     out = Path(cfg.output_dir)
     resume_from = None
     if checkpoints(out) and not resume:
@@ -173,6 +178,7 @@ def build_run(
         tokenizer=tokenizer,
         rollout_cfg=rollout_config(cfg),
         generator=generator_kind(cfg),
+        server_url=cfg.grpo.vllm_server_base_url,
         seed=cfg.seed,
         drop_equal_groups=cfg.equal_groups == "drop",
     )

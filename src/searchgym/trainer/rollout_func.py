@@ -41,12 +41,12 @@ class SearchRolloutFunc:
     env_factory: Callable[[], Any]
     tokenizer: Any
     rollout_cfg: RolloutConfig
-    generator: str = (
-        "hf"  # a name in searchgym.rollout.generate.GENERATORS: hf (the policy) | vllm (colocated)
-    )
+    generator: str = "hf"  # a GENERATORS name: hf (the policy) | vllm (colocated) | openai (vLLM server)
+    server_url: str | None = None  # generator "openai": the vLLM server TRL syncs the policy into
     seed: int = 0
     drop_equal_groups: bool = True
     times: StepTimes = field(default_factory=StepTimes)
+    _server: Any = field(default=None, init=False, repr=False)
 
     def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, list]:
         from searchgym.rollout.adapters import to_trl
@@ -105,6 +105,10 @@ class SearchRolloutFunc:
 
         if self.generator == "vllm":  # TRL syncs the policy into its colocated engine before each call
             return make_generator("vllm", llm=trainer.vllm_generation.llm, tokenizer=self.tokenizer)
+        if self.generator == "openai":  # TRL syncs the policy into the server before each call (main process)
+            if self._server is None:  # one client per run keeps its connections and its log-prob probe
+                self._server = make_generator("openai", base_url=self.server_url, tokenizer=self.tokenizer)
+            return self._server
         return make_generator(self.generator, model=model, tokenizer=self.tokenizer, batch_size=64)
 
     def _time(self, trajs: list[Any], seconds: float) -> None:
