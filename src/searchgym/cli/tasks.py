@@ -178,23 +178,31 @@ def register(app: typer.Typer) -> None:
     app.add_typer(tasks_app, name="tasks")
 
 
+WIDTH = 132  # tables are printed at least this wide, so relation names and reasons are never cut off
+
+
 def _print_synthesis(result: Any, out: Path) -> None:
     """What `tasks build` prints: tasks per type and level, rejected drafts by reason, split leakage."""
     from rich.console import Console
     from rich.table import Table
 
-    tasks, console = result.tasks, Console()
+    tasks, console = result.tasks, Console(width=max(Console().width, WIDTH))
     table = Table("type", "level", "count", title=f"{len(tasks)} tasks in {out}")
     for key, n in sorted(Counter(f"{t.type}/{t.level}" for t in tasks).items()):
         table.add_row(*key.split("/"), str(n))
     console.print(table)
     if result.rejected:
+        reasons = list(result.rejected)
         rej = Table(
-            "reason", "drafts", "relations most involved", title="Rejected drafts (uniqueness and checks)"
+            "relation",
+            *reasons,
+            title="Rejected drafts per relation and reason (a draft counts once for every relation it uses)",
         )
-        for reason, per_rel in result.rejected.items():
-            top = sorted(per_rel.items(), key=lambda kv: (-kv[1], kv[0]))[:4]
-            rej.add_row(reason, str(sum(per_rel.values())), ", ".join(f"{r} {n}" for r, n in top))
+        rels = sorted({r for per_rel in result.rejected.values() for r in per_rel})
+        for rel in rels:
+            rej.add_row(rel, *(str(result.rejected[x].get(rel, 0)) for x in reasons))
+        drafts = result.drafts_rejected
+        rej.add_row("drafts", *(str(drafts.get(x, sum(result.rejected[x].values()))) for x in reasons))
         console.print(rej)
     split = result.split
     dropped = (

@@ -69,7 +69,7 @@ def _print_build(out: Path, manifest: dict) -> None:
         f"{total - ok:,}",
         *(f"{sum(r['failures'][x] for r in v.values()):,}" for x in checks),
     )
-    console = Console()
+    console = Console(width=max(Console().width, 132))  # never cut a relation name off
     console.print(table)
     llm = manifest.get("llm")
     if llm:

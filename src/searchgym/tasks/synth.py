@@ -68,7 +68,8 @@ class Synthesizer:
         self.gv = Graph(world, self.rel, verified_only=True)
         self.gf = Graph(world, self.rel, verified_only=False)
         self.aliases = Aliases(self.gf.entities)  # distractors' names too: an alias must clash with no title
-        self.rejected: Counter[tuple[str, str]] = Counter()  # (reason, relation) -> drafts rejected
+        self.rejected: Counter[tuple[str, str]] = Counter()  # (reason, relation) -> drafts involving it
+        self.drafts_rejected: Counter[str] = Counter()  # reason -> drafts (each counted once)
         # relations whose holder phrasing turns into a relative clause (usable in descriptions)
         self.clausal = {n for n, s in self.rel.items() if T.relation_clause(s, s.holder_type, "") is not None}
         self._url: dict[str, str] = {}
@@ -201,6 +202,7 @@ class Synthesizer:
         v = ent.attrs[a]
         if any(h != x and self.gf.entities[h].attrs.get(a) == v for h in pool):
             self.rejected[("hidden start not unique", r)] += 1
+            self.drafts_rejected["hidden start not unique"] += 1
             return None
         spec = self.attrs[ent.type][a]
         vt = spec.format(v)
@@ -303,6 +305,7 @@ class Synthesizer:
         return None
 
     def reject(self, d: Draft, reason: str) -> None:
+        self.drafts_rejected[reason] += 1
         for rel in sorted(_relations(d.form)) or ["-"]:
             self.rejected[(reason, rel)] += 1
 
@@ -369,12 +372,13 @@ class Synthesis:
 
     tasks: list[Task]
     shortfall: dict[str, int]  # slice label -> tasks requested but not found in the budget
-    rejected: dict[str, dict[str, int]]  # reason -> relation -> drafts rejected
+    rejected: dict[str, dict[str, int]]  # reason -> relation -> rejected drafts involving that relation
     split: dict[str, Any]  # mode, tasks dropped by the entity-disjoint split, leakage per held-out split
+    drafts_rejected: dict[str, int] = field(default_factory=dict)  # reason -> drafts, each counted once
 
     def report(self) -> dict[str, Any]:
         """The task set manifest's record of this synthesis."""
-        totals = {r: sum(v.values()) for r, v in self.rejected.items()}
+        totals = dict(self.drafts_rejected)
         return {
             "shortfall": self.shortfall,
             "rejected": {"total": totals, "by_relation": self.rejected},
@@ -441,7 +445,7 @@ def synthesize(world: Any, cfg: TaskConfig, progress: bool = True) -> Synthesis:
     rejected: dict[str, dict[str, int]] = {}
     for (reason, rel), n in sorted(syn.rejected.items()):
         rejected.setdefault(reason, {})[rel] = n
-    return Synthesis(tasks, shortfall, rejected, split)
+    return Synthesis(tasks, shortfall, rejected, split, dict(sorted(syn.drafts_rejected.items())))
 
 
 class _progress:

@@ -239,3 +239,27 @@ def clause_depth(question: str, nouns: frozenset[str] = frozenset()) -> int:
                 depth += 1
             worst = max(worst, depth)
     return worst
+
+
+def readability(tasks: list[Any], nouns: frozenset[str] = frozenset()) -> dict[str, dict[str, float]]:
+    """Per level ("level/N") and over all tasks: max and mean `clause_depth`, question length in characters
+    (max, mean), the longest sentence, and the share of questions asked in more than one sentence."""
+    groups: dict[str, list[str]] = {"all": []}
+    for t in sorted(tasks, key=lambda t: t.level):
+        groups.setdefault(f"level/{t.level}", []).append(t.question)
+        groups["all"].append(t.question)
+    out = {}
+    for key, questions in groups.items():
+        depths = [clause_depth(q, nouns) for q in questions]
+        sentences = [_SENTENCES.split(q) for q in questions]
+        n = max(len(questions), 1)
+        out[key] = {
+            "tasks": len(questions),
+            "max_clause_depth": max(depths, default=0),
+            "mean_clause_depth": round(sum(depths) / n, 3),
+            "max_chars": max(map(len, questions), default=0),
+            "mean_chars": round(sum(map(len, questions)) / n, 1),
+            "max_sentence_chars": max((len(s) for ss in sentences for s in ss), default=0),
+            "multi_sentence": round(sum(len(ss) > 1 for ss in sentences) / n, 4),
+        }
+    return out
