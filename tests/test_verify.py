@@ -9,8 +9,9 @@ import pytest
 from searchgym.index.build import build_index, engine_from_documents, load_engine
 from searchgym.pipeline import build_world
 from searchgym.world.build import WorldConfig
+from searchgym.world.noise import NoiseConfig
 from searchgym.world.store import World
-from searchgym.world.verify import CHECKS, verify_world
+from searchgym.world.verify import CHECKS, query_phrase, retrieved, verify_world
 
 
 def _variant(world: World, **records) -> World:
@@ -152,3 +153,70 @@ def test_build_world_verifies_through_the_index(tmp_path):
     assert build_index(tmp_path / "world", progress=False) == tmp_path / "world" / "index" / "bm25s"
     source = world.edges[0].source
     assert engine.search(world.entities[source].name, 1)[0].doc_id == world.doc_of(source).id
+
+
+@pytest.fixture(scope="module")
+def noisy(tmp_path_factory):
+    """Every entity has a near-namesake distractor article and 5% of edges a conflicting statement."""
+    cfg = WorldConfig(
+        num_entities=1500, seed=6, verify=False, noise=NoiseConfig(distractor_rate=1.0, conflict_rate=0.05)
+    )
+    return build_world(cfg, tmp_path_factory.mktemp("noisy") / "world", progress=False)
+
+
+class Counting:
+    """An engine that counts its searches."""
+
+    def __init__(self, engine):
+        self.engine, self.name, self.searches = engine, engine.name, 0
+
+    def rank(self, query, k=5):
+        self.searches += 1
+        return self.engine.rank(query, k)
+
+    def batch_search(self, queries, k=5):
+        self.searches += len(queries)
+        return self.engine.batch_search(queries, k)
+
+
+@pytest.mark.parametrize("backend", ["bm25s", "tantivy"])
+@pytest.mark.parametrize("top_k", [1, 5])
+def test_retrieval_check_equals_one_search_per_edge(noisy, backend, top_k):
+    """The retrieval check settles most edges from one search per holder name; its verdicts equal one full
+    search per edge. Some holders' articles are left out of the index, so both outcomes occur on both paths."""
+    world = noisy
+    dropped = {world.holder(e) for e in world.edges[::50]}
+    engine = Counting(engine_from_documents([d for d in world.documents if d.id not in dropped], backend))
+    report = verify_world(world, engine, top_k=top_k, progress=False)
+    rels = {r.name: r for r in world.schema.relations}
+    queries, targets = [], []
+    for e in world.edges:
+        holder = world.holder(e)
+        queries.append(f"{world.entities[holder].name} {query_phrase(rels[e.relation], e.id)}")
+        targets.append(world.doc_of(holder).id)
+    one_each = retrieved(engine.engine, queries, targets, top_k)
+    assert [("retrievable" not in report.edge_failures[e.id]) for e in world.edges] == one_each.tolist()
+    assert engine.searches < 0.7 * len(world.edges)
+    failed = len(world.edges) - int(one_each.sum())
+    unindexed = sum(world.holder(e) in dropped for e in world.edges)
+    assert failed >= unindexed > 20
+    if top_k == 1:  # namesakes outrank some holders: failures beyond the unindexed articles
+        assert failed > unindexed + 10
+
+
+@pytest.mark.parametrize("backend", ["bm25s", "tantivy"])
+def test_scores_add_over_query_words(noisy, backend):
+    """What the retrieval check relies on (verify.ADDITIVE): an article's score for "name phrase" is its score
+    for the name plus its score for the phrase, typo matches included."""
+    world = noisy
+    engine = engine_from_documents(world.documents, backend)
+    everything = len(world.documents)
+    rels = list(world.schema.relations)
+    for i, entity in enumerate(list(world.entities.values())[:40]):
+        phrase = query_phrase(rels[i % len(rels)], i)
+        name = entity.name if i % 4 else entity.name[:-1] + "q"  # a typo: fuzzy matches
+        by_name = dict(engine.rank(name, everything))
+        by_phrase = dict(engine.rank(phrase, everything))
+        for doc, score in engine.rank(f"{name} {phrase}", 20):
+            assert score == pytest.approx(by_name.get(doc, 0.0) + by_phrase.get(doc, 0.0), rel=1e-6)
+        assert min(by_phrase.values()) > 0
