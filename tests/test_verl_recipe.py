@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -208,3 +209,70 @@ def test_run_script_starts_the_retrieval_server_then_the_trainer(data_dir, tmp_p
     assert health and len(json.loads(retrieved)["result"][0]) == 2
     with socket.socket() as s:  # the server is gone: the port binds again
         s.bind(("127.0.0.1", port))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_multinode_head_and_worker_form_a_ray_cluster_then_train(data_dir, tmp_path):
+    """run_multinode.sh for real on one machine: a ROLE=worker node (started first, so it must wait for the head)
+    and the ROLE=head node each start their retrieval server; the worker joins the head's token-authenticated Ray
+    cluster (Ray 2.60); the head waits for NNODES=2 alive nodes, then starts the trainer. verl's trainer needs
+    GPUs, so a stand-in `python` records what `-m verl.trainer.main_ppo` was called with, the Ray nodes it sees
+    and both nodes' servers; every other `python` call goes to the real interpreter."""
+    ray_port, head_port, worker_port = _free_port(), _free_port(), _free_port()
+    record = tmp_path / "trainer.txt"
+    stand_in = tmp_path / "python"
+    nodes = 'import ray; ray.init(address="auto", logging_level="error"); print(sum(n["Alive"] for n in ray.nodes()))'
+    stand_in.write_text(
+        "#!/usr/bin/env bash\n"
+        'if [[ "$1 $2" == "-m verl.trainer.main_ppo" ]]; then\n'
+        "  shift 2\n"
+        f"  {{ echo \"$@\"; {sys.executable} -c '{nodes}'; "
+        f"curl -sf http://127.0.0.1:{head_port}/health; echo; curl -sf http://127.0.0.1:{worker_port}/health; }}"
+        f" > {record}\n"
+        "  exit 0\n"
+        "fi\n"
+        f'exec {sys.executable} "$@"\n'
+    )
+    stand_in.chmod(0o755)
+    common = {"DATA_DIR": str(data_dir), "RAY_PORT": str(ray_port), "GPUS_PER_NODE": "0", "SERVE_WORKERS": "1",
+              "RAY": str(Path(sys.executable).parent / "ray"), "PYTHON": str(stand_in)}  # fmt: skip
+    script = ["bash", str(RECIPE / "run_multinode.sh")]
+    worker_log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 (closed below, after the worker exits)
+    worker = subprocess.Popen(
+        script,
+        env=script_env(**common, ROLE="worker", HEAD_ADDR="127.0.0.1", PORT=str(worker_port)),
+        stdout=worker_log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        head = subprocess.run(
+            [*script, "grpo", "trainer.total_training_steps=1"],
+            env=script_env(**common, ROLE="head", NNODES="2", PORT=str(head_port)),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert head.returncode == 0, head.stderr[-3000:]
+        args, alive, head_health, worker_health = record.read_text().splitlines()
+        assert "trainer.nnodes=2" in args.split() and args.endswith(" trainer.total_training_steps=1")
+        assert "algorithm.adv_estimator=searchgym_grpo" in args.split()
+        assert int(alive) == 2  # the worker joined the head's cluster
+        assert head_health and worker_health  # each node's own retrieval server was up
+        # a worker node serves until it is stopped (`ray start --block`); stopping it stops its retrieval server
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        worker_log.close()
+        subprocess.run([str(Path(sys.executable).parent / "ray"), "stop", "--force"], capture_output=True)
+    for port in (head_port, worker_port):  # both retrieval servers are gone
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
