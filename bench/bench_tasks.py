@@ -4,7 +4,9 @@
 
 Targets (issue 4): 100k tasks in <= 60 s on a 100k-entity world; oracle success >= 99 % on the default world
 (3,600 entities, default TaskConfig). World building and loading are timed separately, not counted as synthesis.
-Writes bench/results/tasks.json.
+Readability (issue 15) of the default world's tasks per level: max / mean clause depth (`templates.clause_depth`),
+question length, longest sentence, share asked in several sentences.
+Writes bench/results/tasks.json; sections skipped (--skip-synthesis, --skip-oracle) keep their last values.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from pathlib import Path
 
 from searchgym.agents.oracle import Oracle
 from searchgym.index.build import load_engine
-from searchgym.io import write_json
+from searchgym.io import read_json, write_json
 from searchgym.pipeline import build_world
 from searchgym.tasks.config import TaskConfig
+from searchgym.tasks.forms import type_nouns
 from searchgym.tasks.synth import synthesize
+from searchgym.tasks.templates import readability
 from searchgym.world.build import WorldConfig
 from searchgym.world.store import World
 
@@ -57,23 +61,25 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=100_000)
     ap.add_argument("--work", type=Path, default=Path("/tmp/searchgym-bench"))
     ap.add_argument("--skip-oracle", action="store_true")
+    ap.add_argument("--skip-synthesis", action="store_true")
     args = ap.parse_args()
 
-    big, build_s, load_s = world_at(
-        args.work / f"world-{args.entities}", WorldConfig(num_entities=args.entities)
-    )
-    cfg = mix_for(args.tasks, seed=0)
-    t0, c0 = time.perf_counter(), time.process_time()
-    tasks, shortfall = synthesize(big, cfg, progress=False)
-    synth_s, synth_cpu = time.perf_counter() - t0, time.process_time() - c0
-    result = {
-        "machine": {
-            "python": platform.python_version(),
-            "cpu": platform.processor() or platform.machine(),
-            "cores": os.cpu_count(),
-            "load_average_1m": round(os.getloadavg()[0], 2),  # other jobs share the machine
-        },
-        "synthesis": {
+    result = read_json(RESULTS, "delete it and rerun") if RESULTS.exists() else {}
+    result["machine"] = {
+        "python": platform.python_version(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),  # other jobs share the machine
+    }
+    if not args.skip_synthesis:
+        big, build_s, load_s = world_at(
+            args.work / f"world-{args.entities}", WorldConfig(num_entities=args.entities)
+        )
+        cfg = mix_for(args.tasks, seed=0)
+        t0, c0 = time.perf_counter(), time.process_time()
+        tasks, shortfall = synthesize(big, cfg, progress=False)
+        synth_s, synth_cpu = time.perf_counter() - t0, time.process_time() - c0
+        result["synthesis"] = {
             "world_entities": len(big.entities),
             "world_edges": len(big.edges),
             "verified_edges": len(big.verified_edges()),
@@ -87,14 +93,19 @@ def main() -> None:
             "target": "100k tasks <= 60 s",
             "per_type": dict(sorted(Counter(t.type for t in tasks).items())),
             "shortfall": shortfall,
-        },
-    }
-    print(f"synthesis: {len(tasks)} tasks in {synth_s:.1f} s ({len(tasks) / synth_s:.0f}/s)")
-    del big, tasks
+        }
+        print(f"synthesis: {len(tasks)} tasks in {synth_s:.1f} s ({len(tasks) / synth_s:.0f}/s)")
+        del big, tasks
 
+    world, _, _ = world_at(args.work / "world-default", WorldConfig())
+    tasks = synthesize(world, TaskConfig(), progress=False).tasks
+    nouns = frozenset(n.split()[0] for n in type_nouns(world.schema).values())
+    result["readability"] = readability(tasks, nouns)
+    worst = result["readability"]["all"]
+    print(
+        f"readability: max clause depth {worst['max_clause_depth']}, longest sentence {worst['max_sentence_chars']}"
+    )
     if not args.skip_oracle:
-        world, _, _ = world_at(args.work / "world-default", WorldConfig())
-        tasks, _ = synthesize(world, TaskConfig(), progress=False)
         engine = load_engine(world.path)
         t0 = time.perf_counter()
         res = Oracle(world, engine).run(tasks, progress=True)

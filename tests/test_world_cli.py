@@ -132,3 +132,22 @@ def test_world_files_follow_the_umask(tmp_path: Path):
     assert res.exit_code == 0, res.output
     modes = {p.name: p.stat().st_mode & 0o777 for p in [tmp_path / "w", *(tmp_path / "w").iterdir()]}
     assert modes == {name: 0o755 if name == "w" else 0o644 for name in modes}, modes
+
+
+def test_build_prints_edges_dropped_per_relation_and_check(tmp_path: Path):
+    out = tmp_path / "w"
+    sets = ["--set", "noise.distractor_rate=0.1", "--set", "noise.conflict_rate=0.05"]
+    res = runner.invoke(app, ["world", "build", str(out), "--entities", "500", "--seed", "3", *sets])
+    assert res.exit_code == 0, res.output
+    v = json.loads((out / "manifest.json").read_text())["verification"]
+    rows = {}
+    for line in res.output.splitlines():
+        cells = [c.strip() for c in line.strip().strip("│").split("│")]
+        if len(cells) == 7:
+            rows[cells[0]] = cells[1:]
+    assert set(v) | {"all"} <= set(rows)  # every relation's row, its name not cut off
+    for rel, r in v.items():
+        f = r["failures"]
+        want = [r["total"], r["verified"], r["total"] - r["verified"], f["grounded"], f["retrievable"]]
+        assert rows[rel] == [f"{n:,}" for n in [*want, f["contradicted"]]]
+    assert sum(r["failures"]["contradicted"] for r in v.values()) > 0  # the planted conflicts are dropped

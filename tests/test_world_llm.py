@@ -8,8 +8,13 @@ a real model, which loses facts the filter must catch.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -71,10 +76,23 @@ class Writer(BaseHTTPRequestHandler):
     style: dict[str, str] = {}
     lie_target = ""
     fail_after: int | None = None
+    delay = 0.0  # seconds each request takes
     requests: list[dict] = []
+    inflight = max_inflight = 0
     lock = threading.Lock()
 
     def do_POST(self) -> None:  # noqa: N802 - http.server API
+        with Writer.lock:
+            Writer.inflight += 1
+            Writer.max_inflight = max(Writer.max_inflight, Writer.inflight)
+        try:
+            time.sleep(Writer.delay)
+            self._answer()
+        finally:
+            with Writer.lock:
+                Writer.inflight -= 1
+
+    def _answer(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         with Writer.lock:
             failing = Writer.fail_after is not None and len(Writer.requests) >= Writer.fail_after
@@ -106,7 +124,7 @@ class Writer(BaseHTTPRequestHandler):
                     out.append(f"{subject} was born in {value}.")
                 if style == "lie":
                     out.append(f"{subject} was born in {Writer.lie_target}.")
-            elif label == "Spouse":
+            elif label in ("Spouse", "Married to"):
                 out.append(f"{subject} is married to {value}.")
         return " ".join(out)
 
@@ -143,6 +161,7 @@ def scripted(writer, tmp_path) -> Iterator[tuple[str, Path]]:
     schema = tmp_path / "schema.yaml"
     schema.write_text(SCHEMA)
     Writer.style, Writer.fail_after, Writer.requests = {}, None, []
+    Writer.delay, Writer.max_inflight = 0.0, 0
     yield writer, schema
 
 
@@ -260,6 +279,103 @@ def test_a_killed_build_resumes_from_the_cache_and_rebuilds_byte_identically(scr
     full = build_world(_cfg(endpoint, schema, tmp_path / "fresh"), tmp_path / "w3", progress=False)
     assert sorted(json.dumps(r, sort_keys=True) for r in Writer.requests) == sorted(answered + resumed)
     assert _files(full.path) == _files(first.path)
+
+
+def _cache_requests(cache: Path) -> set[str]:
+    return {json.dumps(json.loads(p.read_text())["request"], sort_keys=True) for p in cache.glob("*/*.json")}
+
+
+def test_a_build_killed_with_sigkill_resumes_without_asking_again(scripted, tmp_path):
+    """`searchgym world build` in a subprocess, killed (SIGKILL) mid-way; the rerun asks for nothing the killed run
+    had cached, prints facts lost and tokens per relation, and equals an uninterrupted build byte for byte."""
+    endpoint, schema = scripted
+    Writer.style, Writer.delay = {"Birthplace": "never"}, 0.03
+    cache, out = tmp_path / "cache", tmp_path / "w"
+    sets = [f"schema={schema}", "writer=llm", f"llm.endpoint={endpoint}", "llm.model=scripted"]
+    sets += [f"llm.cache_dir={cache}", "llm.concurrency=2", "llm.attempts=2", "llm.retries=0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "searchgym.cli",
+        "world",
+        "build",
+        str(out),
+        "--entities",
+        "40",
+        "--seed",
+        "4",
+    ]
+    cmd += [x for s in sets for x in ("--set", s)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 120
+    while len(Writer.requests) < 20 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    assert proc.returncode == -signal.SIGKILL and not out.exists()
+    killed_asked = len(Writer.requests)
+    cached = _cache_requests(cache)
+    assert 20 - 2 <= len(cached) <= killed_asked < 60  # killed mid-way; at most the 2 in flight were lost
+
+    Writer.requests = []
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    resumed = {json.dumps(r, sort_keys=True) for r in Writer.requests}
+    assert resumed and not resumed & cached  # nothing the killed build had received was asked again
+    manifest = json.loads((out / "manifest.json").read_text())
+    llm = manifest["llm"]
+    lost = llm["facts"]["born_in"]["lost"]
+    assert lost == manifest["counts"]["relations"]["born_in"] > 0 and llm["facts"]["spouse_of"]["lost"] == 0
+    text = " ".join(res.stdout.split())
+    assert f"{lost:,} facts lost: born_in {lost}" in text
+    assert (
+        f"{llm['tokens']['prompt_tokens']:,} prompt + {llm['tokens']['completion_tokens']:,} completion"
+        in text
+    )
+    row = next(ln for ln in res.stdout.splitlines() if ln.startswith("│ born_in "))
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    assert cells == ["born_in", str(lost), "0", str(lost), str(lost), "0", "0"]  # all dropped as not grounded
+
+    Writer.requests = []
+    fresh = tmp_path / "fresh"
+    cmd_fresh = [x.replace(str(cache), str(tmp_path / "c2")).replace(str(out), str(fresh)) for x in cmd]
+    assert subprocess.run(cmd_fresh, capture_output=True, env=env, timeout=300).returncode == 0
+    assert {json.dumps(r, sort_keys=True) for r in Writer.requests} == resumed | cached
+    assert _files(fresh) == _files(out)
+
+
+def test_requests_run_concurrently_and_concurrency_never_changes_the_bytes(scripted, tmp_path):
+    endpoint, schema = scripted
+    Writer.delay = 0.05
+    one = build_world(_cfg(endpoint, schema, tmp_path / "c1", concurrency=1), tmp_path / "w1", progress=False)
+    assert Writer.max_inflight == 1
+    Writer.max_inflight = 0
+    four = build_world(
+        _cfg(endpoint, schema, tmp_path / "c4", concurrency=4), tmp_path / "w4", progress=False
+    )
+    assert Writer.max_inflight == 4
+    assert _files(one.path) == _files(four.path)
+
+
+def test_the_cache_is_keyed_by_model_prompt_and_facts(scripted, tmp_path):
+    endpoint, schema = scripted
+    cache = tmp_path / "cache"
+    build_world(_cfg(endpoint, schema, cache), tmp_path / "w0", progress=False)
+    first = len(Writer.requests)
+    Writer.requests = []
+    build_world(_cfg(endpoint, schema, cache), tmp_path / "w1", progress=False)
+    assert Writer.requests == []
+    other = _cfg(endpoint, schema, cache)
+    other.llm.model = "another-model"
+    build_world(other, tmp_path / "w2", progress=False)
+    assert len(Writer.requests) == first and all(r["model"] == "another-model" for r in Writer.requests)
+    Writer.requests = []  # one fact changed: only the fact sheets that show it are asked again
+    schema.write_text(SCHEMA.replace("label: Spouse", "label: Married to"))
+    w = build_world(_cfg(endpoint, schema, cache), tmp_path / "w3", progress=False)
+    sheets = [r["messages"][-1]["content"] for r in Writer.requests]
+    married = {e.source for e in w.edges if e.relation == "spouse_of"}
+    assert len(sheets) == len(married) > 0 and all("- Married to: " in s for s in sheets)
 
 
 def test_conflicts_are_refused_with_the_llm_writer(scripted, tmp_path):
