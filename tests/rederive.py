@@ -207,7 +207,8 @@ def _words(s: str) -> str:
 
 
 def check_tasks(world: Path, tasks: list[dict], reading: CorpusReading | None = None) -> Counter:
-    """Violations by kind: 'not unique' (several answers), 'no answer', 'wrong answer', 'alias clash'."""
+    """Violations by kind: 'not unique' (several answers), 'no answer', 'wrong answer', 'hidden start not unique'
+    (an obfuscated task's description denotes several entities, even if their chains meet), 'alias clash'."""
     reading = reading or CorpusReading(world)
     out: Counter = Counter()
     folded_titles = [_words(t) for t in reading.titles]
@@ -219,6 +220,11 @@ def check_tasks(world: Path, tasks: list[dict], reading: CorpusReading | None = 
             out["no answer"] += 1
         elif sols != {t["answer"]}:
             out["wrong answer"] += 1
+        start = t["meta"]["form"]
+        while isinstance(start, dict) and "of" in start and "find" not in start:
+            start = start["of"]
+        if "find" in start and t["type"] == "obfuscated" and len(reading.solve(start)) != 1:
+            out["hidden start not unique"] += 1
         for alias in t["aliases"]:
             a = _words(alias)
             if any(a in ft and ft != _words(t["answer"]) for ft in folded_titles):
