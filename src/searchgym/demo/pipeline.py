@@ -79,6 +79,10 @@ class DemoConfig(YamlConfig):
     sft_task_share: float = 1.0
     # renamed copies of every oracle transcript in the SFT mix (demo/rename.py): names must be copied, not recalled
     sft_renamed_copies: int = 0
+    # copy warm-up (demo/copywarm.py): SFT steps, before the student's SFT, on one-turn rows whose question names a
+    # random pseudo-name and whose query copies it; 0 = none. Rows: copy_warmup_steps x copy_warmup_batch_size.
+    copy_warmup_steps: int = 0
+    copy_warmup_batch_size: int = 32
     rl_max_steps: int = (
         200  # the RL stage's optimizer steps (always all of them, unless the safety stop fires)
     )
@@ -257,7 +261,7 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
     timings: dict[str, float] = {}
     card = ModelCard("tags", "searchgym demo (tiny student / teacher, tag actions)")
     with demo_progress() as progress:
-        stages = progress.add_task("demo", total=9, info="")
+        stages = progress.add_task("demo", total=9 + (cfg.copy_warmup_steps > 0), info="")
 
         def stage(name: str) -> None:
             timings[name] = round(time.monotonic() - t0, 1)
@@ -302,34 +306,45 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
             sft_file = out / "transcripts_sft.jsonl"
             write_jsonl(sft_file, rows + renamed_transcripts(rows, names, cfg.sft_renamed_copies, cfg.seed))
         retrained = False
-        for name, shape, steps in (
+        plan = [
             ("student", cfg.student, cfg.student_sft_steps),
             ("teacher", cfg.teacher, cfg.teacher_sft_steps),
-        ):
-            label = f"SFT {name}"
+        ]
+        if cfg.copy_warmup_steps > 0:
+            from searchgym.demo.copywarm import copy_warmup_rows
+            from searchgym.io import write_jsonl
+
+            names = [e.name for e in World.load(world_dir).entities.values()]
+            count = cfg.copy_warmup_steps * cfg.copy_warmup_batch_size
+            write_jsonl(out / "copy_warmup.jsonl", copy_warmup_rows(rows, names, count, cfg.seed))
+            plan.insert(0, ("warmup", cfg.student, cfg.copy_warmup_steps))
+        for name, shape, steps in plan:
+            label = "copy warm-up" if name == "warmup" else f"SFT {name}"
             stage(label)
             target = out / f"{name}_sft"
-            from_student = name == "teacher" and cfg.teacher_from_student
+            init = {
+                "student": out / "warmup_sft" if cfg.copy_warmup_steps > 0 else None,
+                "teacher": out / "student_sft" if cfg.teacher_from_student else None,
+            }.get(name)  # the model this stage continues (None: a fresh one)
             if _done(target / "model.safetensors", overwrite, label, earlier_cut) and not (
-                from_student and retrained
+                init is not None and retrained
             ):
                 continue
             scfg = SFTRunConfig(
                 strip_think=not cfg.train.env.require_think,
-                model_size=name,
+                model_size="student" if name == "warmup" else name,
                 model_overrides={k: v for k, v in shape.to_dict().items() if k != "seed"},
                 max_steps=steps,
-                learning_rate=cfg.teacher_lr if from_student else cfg.sft_lr,
-                batch_size=cfg.sft_batch_size,
+                learning_rate=cfg.teacher_lr if name == "teacher" and init else cfg.sft_lr,
+                batch_size=cfg.copy_warmup_batch_size if name == "warmup" else cfg.sft_batch_size,
                 vocab_size=cfg.vocab_size,
                 seed=cfg.seed,
             )
             stop = SafetyStop(deadline)
-            init = out / "student_sft" if from_student else None
             callbacks = [StepBar(progress, steps, label), stop]
             run_sft(
                 world_dir,
-                sft_file,
+                out / "copy_warmup.jsonl" if name == "warmup" else sft_file,
                 target,
                 scfg,
                 tokenizer_dir=tok_dir,

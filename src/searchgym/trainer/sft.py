@@ -174,6 +174,7 @@ def run_sft(
             "transcripts": len(rows),
             "steps": cfg.max_steps,
             "model_size": cfg.model_size,
+            "init_model": str(init_model) if init_model is not None else None,
             "parameters": sum(p.numel() for p in model.parameters()),
             "first_loss": losses[0] if losses else None,
             "final_loss": losses[-1] if losses else None,
