@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from searchgym.demo.copywarm import copy_warmup_rows, first_query_name
+from searchgym.config import ConfigError
+from searchgym.demo.copywarm import copy_warmup_rows, first_query_name, span_rows
+from searchgym.demo.pipeline import DemoConfig, check_copy_warmup
 
 ROW = {
     "task_id": "chain-1",
@@ -48,3 +50,24 @@ def test_the_longest_name_in_question_and_first_query_is_the_one_replaced():
     assert first_query_name(no_name, NAMES) is None
     with pytest.raises(ValueError, match="no transcript's first query contains a name"):
         copy_warmup_rows([no_name], NAMES, 3, seed=0)
+
+
+def test_span_rows_search_for_exactly_the_prompt_s_random_name_words():
+    rows = span_rows(NAMES, 40, seed=0)
+    words = {"Poxstel", "Jiokciond", "Woca", "Systems", "Ana", "Li", "University", "Brek"}
+    for i, row in enumerate(rows):
+        span = row["prompt"].removeprefix("Words: ").removesuffix("\n")
+        assert 4 <= len(span.split()) <= 10 and set(span.split()) <= words  # "of" is not capitalised
+        assert row["turns"] == [{"action": f"<search> {span} </search>", "observation": ""}]
+        assert row["task_id"] == f"copy-span-{i}" and row["success"]
+    assert len({r["prompt"] for r in rows}) == 40 and rows == span_rows(NAMES, 40, seed=0)
+    with pytest.raises(ValueError, match="no capitalised name words"):
+        span_rows(["of the"], 1, seed=0)
+
+
+def test_a_bad_copy_warmup_option_is_refused():
+    check_copy_warmup(DemoConfig(copy_warmup_steps=5))
+    with pytest.raises(ConfigError, match="copy_warmup_rows='words': choose one of spans, questions"):
+        check_copy_warmup(DemoConfig(copy_warmup_rows="words"))
+    with pytest.raises(ConfigError, match="copy_warmup_steps must be >= 0"):
+        check_copy_warmup(DemoConfig(copy_warmup_steps=-1))

@@ -83,6 +83,9 @@ class DemoConfig(YamlConfig):
     # random pseudo-name and whose query copies it; 0 = none. Rows: copy_warmup_steps x copy_warmup_batch_size.
     copy_warmup_steps: int = 0
     copy_warmup_batch_size: int = 32
+    copy_warmup_rows: str = (
+        "spans"  # spans (random name words, copied) | questions (a question's name redrawn)
+    )
     rl_max_steps: int = (
         200  # the RL stage's optimizer steps (always all of them, unless the safety stop fires)
     )
@@ -209,6 +212,17 @@ def split_train_tasks(tasks: list, sft_share: float, seed: int) -> tuple[list, l
     return [t for t in train if t.id in sft_ids], [t for t in train if t.id not in sft_ids]
 
 
+def check_copy_warmup(cfg: DemoConfig) -> None:
+    from searchgym.demo.copywarm import COPY_WARMUP_KINDS
+
+    if cfg.copy_warmup_rows not in COPY_WARMUP_KINDS:
+        raise ConfigError(
+            f"copy_warmup_rows={cfg.copy_warmup_rows!r}: choose one of {', '.join(COPY_WARMUP_KINDS)}"
+        )
+    if cfg.copy_warmup_steps < 0 or cfg.copy_warmup_batch_size < 1:
+        raise ConfigError("copy_warmup_steps must be >= 0 and copy_warmup_batch_size >= 1")
+
+
 INCOMPLETE_FILE = "incomplete.json"  # stages the safety stop cut short; they are redone by the next run
 
 
@@ -245,6 +259,7 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
 
     datasets.disable_progress_bars()  # the demo's own bars show every stage; no per-dataset-map bars between them
     split_train_tasks([], cfg.sft_task_share, cfg.seed)  # a bad share fails before any work
+    check_copy_warmup(cfg)
     cfg.tasks.validate()
     rl_config(cfg, Path(cfg.out), Path(cfg.out) / "rl")  # so does a bad train section
     if cfg.threads > 0:
@@ -311,12 +326,17 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
             ("teacher", cfg.teacher, cfg.teacher_sft_steps),
         ]
         if cfg.copy_warmup_steps > 0:
-            from searchgym.demo.copywarm import copy_warmup_rows
+            from searchgym.demo.copywarm import copy_warmup_rows, span_rows
             from searchgym.io import write_jsonl
 
             names = [e.name for e in World.load(world_dir).entities.values()]
             count = cfg.copy_warmup_steps * cfg.copy_warmup_batch_size
-            write_jsonl(out / "copy_warmup.jsonl", copy_warmup_rows(rows, names, count, cfg.seed))
+            warm = (
+                span_rows(names, count, cfg.seed)
+                if cfg.copy_warmup_rows == "spans"
+                else copy_warmup_rows(rows, names, count, cfg.seed)
+            )
+            write_jsonl(out / "copy_warmup.jsonl", warm)
             plan.insert(0, ("warmup", cfg.student, cfg.copy_warmup_steps))
         for name, shape, steps in plan:
             label = "copy warm-up" if name == "warmup" else f"SFT {name}"
