@@ -124,3 +124,24 @@ def test_rank_is_search_without_texts(world, backend):
 def test_batch_equals_single_on_a_world(world, engine):
     queries = _queries(world, 64, seed=3)
     assert engine.batch_search(queries, 5) == [engine.search(q, 5) for q in queries]
+
+
+def test_fuzzy_candidates_equal_a_scan_of_the_vocabulary(engine):
+    """One search for a word and its stem finds exactly the vocabulary terms within one edit of either."""
+    from searchgym.index.text import _one_edit
+
+    vocab, fuzzy, tok = list(engine.vocab), engine.fuzzy, Tokenizer()
+    rng = random.Random(4)
+    words = []
+    for term in rng.sample([t for t in vocab if len(t) >= 5], 60):
+        i = rng.randrange(len(term))
+        words += [term[:i] + term[i + 1 :], term[:i] + "q" + term[i:], term + "ing", term[:3]]
+    for word in words:
+        stem = tok.stem(word)
+        near = [
+            t
+            for t, v in enumerate(vocab)
+            if any(len(w) >= fuzzy.min_chars and _one_edit(w, v) for w in (word, stem))
+        ]
+        assert fuzzy.candidates(word, stem) == near, word
+        assert fuzzy.candidates(word, stem) == fuzzy.candidates(word, stem)  # cached, same answer

@@ -31,6 +31,7 @@ from searchgym.types import Document, SearchHit
 WHOLE_LIST = 1024  # lists this short are always read whole: cheaper than bounding them (measured)
 FIRST_DEPTH = 16  # postings taken from the top of each longer list on the first pass
 SMALL = 256  # first passes with at most this many candidate postings run in plain Python (`_ranked_small`)
+SORT_IN_PYTHON = 64  # `_ranked` sorts at most this many finalists in Python (fewer numpy calls)
 # Relative costs (measured on 100k documents) for choosing the second pass: merging one posting into the
 # candidates, one binary search of a candidate in one list, adding one posting to a corpus-wide sum and
 # scanning one document of that sum.
@@ -133,8 +134,7 @@ class Bm25sEngine(IndexBackend):
         if self.fuzzy is None:
             return ()
         stem = self.tokenizer.stem(word)
-        near = sorted(set(self.fuzzy.candidates(word)) | set(self.fuzzy.candidates(stem)))
-        return tuple((j, self.config.fuzzy_weight) for j in near)
+        return tuple((j, self.config.fuzzy_weight) for j in self.fuzzy.candidates(word, stem))
 
     def query_terms(self, query: str) -> dict[int, float]:
         """Term id -> weight summed over the query's words."""
@@ -365,14 +365,16 @@ class Bm25sEngine(IndexBackend):
         the first `depth[i]` documents in weight order of each list `cut[i]`. Whole lists add their weights
         through one stable sort, cut lists are looked up by binary search. Weights are float32 and scores
         float64 sums of at most a few dozen of them: exact, so every order of summation gives the same."""
-        parts, weights = [], []
-        for j in whole:
-            s, n = meta[j][0], meta[j][1]
-            parts.append(self.docs[s : s + n])
-            weights.append(self.weights[s : s + n].astype(np.float64) * counts[j])
+        parts = [self.docs[meta[j][0] : meta[j][0] + meta[j][1]] for j in whole]
         heads = [self.impact_docs[meta[j][2] : meta[j][2] + d] for j, d in zip(cut, depth, strict=True) if d]
+        weights = None  # the whole lists' weights times their counts in one float64 array (few numpy calls)
+        if parts:
+            weights = np.concatenate([self.weights[meta[j][0] : meta[j][0] + meta[j][1]] for j in whole])
+            weights = weights.astype(np.float64)
+            if any(counts[j] != 1.0 for j in whole):
+                weights *= np.repeat([counts[j] for j in whole], [meta[j][1] for j in whole])
         if len(parts) == 1 and not heads:
-            cands, scores = parts[0], weights[0]
+            cands, scores = parts[0], weights
         else:
             found = np.concatenate(parts + heads)
             order = found.argsort(kind="stable")
@@ -381,10 +383,10 @@ class Bm25sEngine(IndexBackend):
             new[:1] = True
             np.not_equal(found[1:], found[:-1], out=new[1:])
             cands = found[new]
-            if weights:
-                if heads:
-                    weights.append(np.zeros(len(found) - sum(len(p) for p in parts)))
-                scores = np.bincount(np.cumsum(new), np.concatenate(weights)[order], len(cands) + 1)[1:]
+            if weights is not None:
+                if heads:  # head postings add nothing here: the lookups below score them
+                    weights = np.concatenate([weights, np.zeros(len(found) - len(weights))])
+                scores = np.bincount(np.cumsum(new), weights[order], len(cands) + 1)[1:]
             else:
                 scores = np.zeros(len(cands))
         for j in cut:
@@ -445,8 +447,11 @@ def _ranked(docs: np.ndarray, scores: np.ndarray, k: int) -> tuple[list[int], li
     if len(docs) > k:
         keep = np.flatnonzero(scores >= np.partition(scores, len(docs) - k)[len(docs) - k])
         docs, scores = docs[keep], scores[keep]
-    order = np.lexsort((docs, -scores))[:k]
-    return docs[order].tolist(), scores[order].tolist()
+    if len(docs) > SORT_IN_PYTHON:  # many ties at the k-th score
+        order = np.lexsort((docs, -scores))[:k]
+        return docs[order].tolist(), scores[order].tolist()
+    top = sorted(zip([-s for s in scores.tolist()], docs.tolist(), strict=True))[:k]
+    return [d for _, d in top], [-s for s, _ in top]
 
 
 def _arrays(data, indices, indptr, num_docs: int, depth: int) -> dict[str, np.ndarray]:

@@ -78,35 +78,52 @@ class FuzzyVocab:
 
     def __init__(self, vocab: list[str], keys: np.ndarray, terms: np.ndarray, min_chars: int = 4):
         self.vocab, self.keys, self.terms, self.min_chars = vocab, keys, terms, min_chars
-        self._cache: dict[str, list[int]] = {}  # per word, like the stem cache (agents repeat their typos)
+        self._cache: dict[tuple[str, ...], list[int]] = {}  # like the stem cache (agents repeat their typos)
+        # zero-copy views: indexing them gives Python ints without a numpy call per key found
+        self._keys_view, self._terms_view = memoryview(keys), memoryview(terms)
 
     @staticmethod
     def index(vocab: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(keys, term ids) sorted by key: the crc32 of every term and of its distinct deletions."""
         keys, terms = [], []
         for i, term in enumerate(vocab):
-            variants = {term, *(term[:j] + term[j + 1 :] for j in range(len(term)))}
+            variants = _variants(term)
             keys.extend(_crc(v) for v in variants)
             terms.extend([i] * len(variants))
         keys_a, terms_a = np.asarray(keys, dtype=np.uint32), np.asarray(terms, dtype=np.int32)
         order = np.lexsort((terms_a, keys_a))
         return keys_a[order], terms_a[order]
 
-    def candidates(self, word: str) -> list[int]:
-        """Vocabulary ids within one edit of `word`, ascending (deterministic)."""
-        if len(word) < self.min_chars:
+    def candidates(self, *words: str) -> list[int]:
+        """Vocabulary ids within one edit of any of `words`, ascending (deterministic): one binary search
+        for the hashes of all their variants."""
+        words = tuple(dict.fromkeys(w for w in words if len(w) >= self.min_chars))
+        if not words:
             return []
-        found = self._cache.get(word)
+        found = self._cache.get(words)
         if found is None:
-            variants = {word, *(word[:j] + word[j + 1 :] for j in range(len(word)))}
-            probes = np.fromiter((_crc(v) for v in variants), dtype=np.uint32, count=len(variants))
-            lo = self.keys.searchsorted(probes, "left").tolist()
-            hi = self.keys.searchsorted(probes, "right").tolist()
-            ids = {t for a, b in zip(lo, hi, strict=True) if b > a for t in self.terms[a:b].tolist()}
-            found = sorted(t for t in ids if _one_edit(word, self.vocab[t]))
+            owners, probes = [], []
+            for w in words:
+                variants = _variants(w)
+                owners += [w] * len(variants)
+                probes += [_crc(v) for v in variants]
+            keys, terms, n = self._keys_view, self._terms_view, len(self._keys_view)
+            pairs = set()  # (word, term id) sharing a key: checked against that word only
+            starts = self.keys.searchsorted(np.array(probes, dtype=np.uint32)).tolist()
+            for i, key, w in zip(starts, probes, owners, strict=True):
+                while i < n and keys[i] == key:  # the run of equal keys (one search instead of two)
+                    pairs.add((w, terms[i]))
+                    i += 1
+            vocab = self.vocab
+            found = sorted({t for w, t in pairs if _one_edit(w, vocab[t])})
             if len(self._cache) < 100_000:
-                self._cache[word] = found
+                self._cache[words] = found
         return found
+
+
+def _variants(word: str) -> set[str]:
+    """`word` and its one-character deletions."""
+    return {word, *(word[:j] + word[j + 1 :] for j in range(len(word)))}
 
 
 def _crc(text: str) -> int:
