@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from searchgym.index.base import SearchEngine
-from searchgym.index.build import build_index, load_engine
+from searchgym.index.build import build_index, engine_class
 from searchgym.world import build as world_build
 from searchgym.world.store import World
 
@@ -21,8 +21,8 @@ def build_world(
     verified against that engine, the one agents will search with. `timings` receives seconds per stage."""
 
     def engine_for(directory: Path) -> SearchEngine:
-        build_index(directory, cfg.verify_backend, progress=progress)
-        return load_engine(directory, cfg.verify_backend)
+        built = build_index(directory, cfg.verify_backend, progress=progress)
+        return engine_class(cfg.verify_backend).load(built)  # just built: its files need no second hashing
 
     return world_build.build_world(
         cfg, out_dir, overwrite, progress, engine_for if cfg.verify else None, timings

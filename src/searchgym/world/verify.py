@@ -216,10 +216,14 @@ def retrievable(
     holder whose article does not lead on its name by enough) get the full search."""
     advance = advance or (lambda n: None)
     n = len(cols.holder)
-    queries = [f"{cols.names[h]} {p}" for h, p in zip(cols.holder.tolist(), phrases, strict=True)]
-    targets = [cols.doc_ids[h] for h in cols.holder.tolist()]
+
+    def one_search_each(edges: list[int], advance: Any = None) -> np.ndarray:
+        holder = cols.holder[edges].tolist()
+        queries = [f"{cols.names[h]} {phrases[e]}" for e, h in zip(edges, holder, strict=True)]
+        return retrieved(engine, queries, [cols.doc_ids[h] for h in holder], top_k, workers, advance)
+
     if getattr(engine, "name", None) not in ADDITIVE or not hasattr(engine, "rank") or n == 0:
-        return retrieved(engine, queries, targets, top_k, workers, advance)
+        return one_search_each(list(range(n)), advance)
     distinct = sorted(set(phrases))
     phrase_best = {p: max((s for _, s in engine.rank(p, 1)), default=0.0) for p in distinct}
     holders = np.unique(cols.holder)
@@ -238,7 +242,7 @@ def retrievable(
     settled = lead > best + TOLERANCE * (np.abs(lead) + best)
     rest = np.flatnonzero(~settled)
     found = settled.copy()
-    found[rest] = retrieved(engine, [queries[e] for e in rest], [targets[e] for e in rest], top_k, workers)
+    found[rest] = one_search_each(rest.tolist())
     advance(n - int(held.sum()))
     return found
 
@@ -260,9 +264,10 @@ def check_edges(
     found = retrievable(engine, cols, phrases, top_k, workers, advance)
     del phrases
     bad = contradicted(cols, schema, claims, index_of)
-    failures: dict[int, list[str]] = {}
-    for e, (g, f, c) in enumerate(zip(cols.grounded.tolist(), found.tolist(), bad.tolist(), strict=True)):
-        failures[e] = [name for name, failed in zip(CHECKS, (not g, not f, c), strict=True) if failed]
+    failed = np.stack([~cols.grounded.astype(bool), ~found, bad], axis=1)
+    failures: dict[int, list[str]] = {e: [] for e in range(len(rel))}
+    for e in np.flatnonzero(failed.any(axis=1)).tolist():
+        failures[e] = [name for name, f in zip(CHECKS, failed[e].tolist(), strict=True) if f]
     names = [r.name for r in rels]
     return VerificationReport(failures, {e: names[r] for e, r in enumerate(rel)}, top_k)
 
