@@ -77,6 +77,7 @@ class Writer(BaseHTTPRequestHandler):
     lie_target = ""
     fail_after: int | None = None
     delay = 0.0  # seconds each request takes
+    judge_quote = ""
     requests: list[dict] = []
     inflight = max_inflight = 0
     lock = threading.Lock()
@@ -120,6 +121,10 @@ class Writer(BaseHTTPRequestHandler):
             if label == "Birthplace":
                 if style == "paraphrase":
                     out.append(f"{subject} first saw the light of day in {value}.")
+                elif style == "pronoun":  # the holder is not named in the fact's sentence
+                    out.append(f"Born in {value}, this person moved away early.")
+                elif style == "mislabel":  # the fact sheet's line of another relation, copied
+                    out.append(f"{subject} (person) has Spouse: {value}.")
                 else:
                     out.append(f"{subject} was born in {value}.")
                 if style == "lie":
@@ -130,6 +135,8 @@ class Writer(BaseHTTPRequestHandler):
 
     def _judge(self, user: str) -> str:
         article, fact = user.split("ARTICLE:\n", 1)[1].split("\n\nFACT: ", 1)
+        if Writer.judge_quote:  # a careless judge: quotes the sentence containing this text
+            return next((s for s in _SENT.split(article) if Writer.judge_quote in s), "NONE")
         names = set(re.findall(r"[A-Z][a-z]+", fact))
         best = max(_SENT.split(article), key=lambda s: len(names & set(re.findall(r"[A-Z][a-z]+", s))))
         return best if len(names & set(re.findall(r"[A-Z][a-z]+", best))) >= 3 else "NONE"
@@ -161,7 +168,7 @@ def scripted(writer, tmp_path) -> Iterator[tuple[str, Path]]:
     schema = tmp_path / "schema.yaml"
     schema.write_text(SCHEMA)
     Writer.style, Writer.fail_after, Writer.requests = {}, None, []
-    Writer.delay, Writer.max_inflight = 0.0, 0
+    Writer.delay, Writer.max_inflight, Writer.judge_quote = 0.0, 0, ""
     yield writer, schema
 
 
@@ -212,6 +219,29 @@ def test_paraphrased_facts_are_found_by_the_judge(scripted, tmp_path):
             assert e.verified and "first saw the light of day in" in w.facts[e.id].sentence
     judged = [r for r in Writer.requests if r["messages"][0]["content"] == JUDGE_SYSTEM]
     assert len(judged) == facts["total"]  # spouse facts were read exactly: no judge call for them
+
+
+def test_a_quoted_sentence_stating_another_relation_is_not_accepted(scripted, tmp_path):
+    """SmolLM2 copied "X (person) has Employer: Y" into an article and its judge quoted it for founded_by; a quote
+    carrying another relation's label states that relation, so the fact stays lost."""
+    endpoint, schema = scripted
+    Writer.style = {"Birthplace": "mislabel"}
+    w = build_world(_cfg(endpoint, schema, tmp_path / "cache", attempts=1), tmp_path / "w", progress=False)
+    facts = w.manifest["llm"]["facts"]["born_in"]
+    assert facts["lost"] == facts["total"] > 0 and facts["judge"] == 0
+    judged = [r for r in Writer.requests if r["messages"][0]["content"] == JUDGE_SYSTEM]
+    assert len(judged) == facts["total"]  # the judge was asked and quoted the copied line
+    assert all(not e.verified for e in w.edges if e.relation == "born_in")
+
+
+def test_a_quoted_sentence_must_name_both_ends(scripted, tmp_path):
+    endpoint, schema = scripted
+    Writer.style, Writer.judge_quote = {"Birthplace": "pronoun"}, "Born in"
+    w = build_world(_cfg(endpoint, schema, tmp_path / "cache", attempts=1), tmp_path / "w", progress=False)
+    facts = w.manifest["llm"]["facts"]["born_in"]
+    assert facts["lost"] == facts["total"] > 0 and facts["judge"] == 0
+    judged = [r for r in Writer.requests if r["messages"][0]["content"] == JUDGE_SYSTEM]
+    assert len(judged) == facts["total"]  # asked, and it quoted "Born in X, this person moved away early."
 
 
 def test_forgotten_facts_are_regenerated_and_stubborn_ones_dropped(scripted, tmp_path):

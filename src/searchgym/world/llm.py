@@ -7,7 +7,8 @@ written text:
 1. exact: a sentence reads as the edge with one of the relation's own templates (`wording.read_as`), both names
    exact -- no model call;
 2. judge: otherwise the same endpoint is asked to quote the sentence stating the fact; the quote counts only if it
-   is in the article and names the other end exactly.
+   is a sentence of the article naming both ends exactly (read alone, it states the fact) and does not copy another
+   relation's fact line ("Label: ...").
 
 The sentence found becomes the edge's fact sentence (facts.jsonl), so verification's grounded check applies as for
 template worlds. An article that loses facts is written again (up to `attempts` times, telling the model what it
@@ -217,8 +218,8 @@ class LLMWriter:
         return ""
 
     def judged(self, api: Endpoint, e: int, text: str, out: Written) -> str:
-        other = self.g.names[int(self.w.other[e])]
-        if other not in text:  # no sentence can name the other end exactly: no call needed
+        other, holder = self.g.names[int(self.w.other[e])], self.g.names[int(self.w.holder[e])]
+        if other not in text or holder not in text:  # no sentence can name both ends: no call needed
             return ""
         user = f"ARTICLE:\n{text}\n\nFACT: {self.fact_statement(e)}"
         msgs = [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}]
@@ -230,8 +231,15 @@ class LLMWriter:
             return ""
         for sent in sentences(text):
             if quote in " ".join(sent.split()) or " ".join(sent.split()) in quote:
-                return sent if other in sent else ""
+                named = other in sent and holder in sent  # read alone, the sentence states the fact
+                return sent if named and not self.other_label(e, sent) else ""
         return ""
+
+    def other_label(self, e: int, sent: str) -> bool:
+        """Whether `sent` copies another relation's fact line ("X has Employer: Y" quoted for founded_by):
+        it states that fact, not this one."""
+        own = self.w.rel_list[e]
+        return any(f"{r.label}:" in sent for k, r in enumerate(self.schema.relations) if k != own)
 
     def locate(self, api: Endpoint, i: int, text: str, out: Written) -> tuple[dict[int, str], dict[int, str]]:
         found, how = {}, {}
