@@ -39,7 +39,8 @@ def run(out: Path, *args: str) -> str:
 @pytest.mark.slow
 def test_demo_runs_every_stage_and_writes_the_report(tmp_path: Path):
     out = tmp_path / "demo"
-    assert f"report: {out / 'report.md'}" in run(out, "--seed", "3", *SMALL, "sft_renamed_copies=1")
+    warmup = ["copy_warmup_steps=2", "copy_warmup_batch_size=3"]
+    assert f"report: {out / 'report.md'}" in run(out, "--seed", "3", *SMALL, "sft_renamed_copies=1", *warmup)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["complete"] and summary["held_out_tasks"] == 6 and summary["rl"]["steps"] == 2
     # both evaluations are eval directories of eval.harness, their numbers are the report's
@@ -73,6 +74,10 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path: Path):
     assert sft_ids and rl_ids and not sft_ids & rl_ids
     sft_rows = [json.loads(x)["task_id"] for x in (out / "transcripts_sft.jsonl").read_text().splitlines()]
     assert sorted(sft_rows) == sorted([*sft_ids, *(f"{t}/renamed" for t in sft_ids)])  # one renamed copy each
+    # the copy warm-up: 2 steps x 3 one-turn rows, then the student's SFT continues from its weights
+    assert len((out / "copy_warmup.jsonl").read_text().splitlines()) == 6
+    student = json.loads((out / "student_sft" / "sft_summary.json").read_text())
+    assert student["init_model"] == str(out / "warmup_sft") and student["transcripts"] == len(sft_rows)
     cfg = (out / "demo_config.yaml").read_text()
     assert "rl_max_steps: 2" in cfg and "seed: 3" in cfg
     # a second run reuses the finished stages (same SFT weights) and redoes RL
