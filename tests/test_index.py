@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 
@@ -19,7 +20,7 @@ from searchgym.index.build import (
     load_engine,
 )
 from searchgym.io import write_jsonl
-from searchgym.types import Document
+from searchgym.types import Document, SearchHit
 
 BACKENDS = ["bm25s", "tantivy"]
 
@@ -180,6 +181,16 @@ def test_world_index_build_load_and_staleness(tmp_path, backend):
         ]
     assert loaded.access("https://w/London").text == DOCS[2].text
     assert loaded.access("https://w/none") is None
+    if backend == "bm25s":  # hits built from the memory-mapped store equal (and hash like) constructed ones
+        hits = loaded.search("Ada Lovelace London", 5)
+        by_id = {d.id: d for d in DOCS}
+        made = [
+            SearchHit(h.doc_id, by_id[h.doc_id].url, by_id[h.doc_id].title, by_id[h.doc_id].text, h.score)
+            for h in hits
+        ]
+        assert len(hits) == 3 and hits == made and list(map(hash, hits)) == list(map(hash, made))
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            hits[0].score = 0.0
     loaded.close()
 
     extra = Document("city/3", "https://w/Rome", "Rome", "Rome is in Italy.", "city/3")

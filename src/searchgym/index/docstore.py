@@ -16,6 +16,8 @@ import numpy as np
 from searchgym.io import atomic_write_bytes, atomic_write_text
 from searchgym.types import Document, SearchHit
 
+_new = object.__new__
+
 
 class DocStore:
     def __init__(self, ids: list[str], urls: list[str], titles: list[str], entities: list[str | None], texts):
@@ -57,10 +59,20 @@ class DocStore:
             return [self.hit(i, s) for i, s in zip(docs, scores, strict=True)]
         blob, off = self._texts
         ids, urls, titles = self.ids, self.urls, self.titles
-        return [
-            SearchHit(ids[i], urls[i], titles[i], blob[off[i] : off[i + 1]].decode("utf-8"), s)
-            for i, s in zip(docs, scores, strict=True)
-        ]
+        out = []
+        for i, s in zip(docs, scores, strict=True):
+            # a frozen dataclass's __init__ sets each field through object.__setattr__: filling the new
+            # instance's __dict__ directly gives the same object at about half the cost (measured)
+            hit = _new(SearchHit)
+            hit.__dict__.update(
+                doc_id=ids[i],
+                url=urls[i],
+                title=titles[i],
+                text=blob[off[i] : off[i + 1]].decode("utf-8"),
+                score=s,
+            )
+            out.append(hit)
+        return out
 
     def access(self, url: str) -> Document | None:
         i = self.index_of_url.get(url) if isinstance(url, str) else None
