@@ -79,13 +79,13 @@ class DemoConfig(YamlConfig):
     sft_task_share: float = 1.0
     # renamed copies of every oracle transcript in the SFT mix (demo/rename.py): names must be copied, not recalled
     sft_renamed_copies: int = 0
-    # copy warm-up (demo/copywarm.py): SFT steps, before the student's SFT, on one-turn rows whose question names a
-    # random pseudo-name and whose query copies it; 0 = none. Rows: copy_warmup_steps x copy_warmup_batch_size.
+    # copy warm-up (demo/copywarm.py), before the student's SFT; 0 steps = none. copy_warmup_rows: spans (random
+    # runs of name words, copied into a search) | questions (a question's name redrawn, copied into the query).
+    # lr: on the span task (own loop, 8 words) copy accuracy reached 1.0 after 100 steps at 1e-3, 0.09 at 3e-3.
     copy_warmup_steps: int = 0
     copy_warmup_batch_size: int = 32
-    copy_warmup_rows: str = (
-        "spans"  # spans (random name words, copied) | questions (a question's name redrawn)
-    )
+    copy_warmup_rows: str = "spans"
+    copy_warmup_lr: float = 1e-3
     rl_max_steps: int = (
         200  # the RL stage's optimizer steps (always all of them, unless the safety stop fires)
     )
@@ -219,8 +219,10 @@ def check_copy_warmup(cfg: DemoConfig) -> None:
         raise ConfigError(
             f"copy_warmup_rows={cfg.copy_warmup_rows!r}: choose one of {', '.join(COPY_WARMUP_KINDS)}"
         )
-    if cfg.copy_warmup_steps < 0 or cfg.copy_warmup_batch_size < 1:
-        raise ConfigError("copy_warmup_steps must be >= 0 and copy_warmup_batch_size >= 1")
+    if cfg.copy_warmup_steps < 0 or cfg.copy_warmup_batch_size < 1 or not cfg.copy_warmup_lr > 0:
+        raise ConfigError(
+            "copy_warmup_steps must be >= 0, copy_warmup_batch_size >= 1 and copy_warmup_lr > 0"
+        )
 
 
 INCOMPLETE_FILE = "incomplete.json"  # stages the safety stop cut short; they are redone by the next run
@@ -338,6 +340,9 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
             )
             write_jsonl(out / "copy_warmup.jsonl", warm)
             plan.insert(0, ("warmup", cfg.student, cfg.copy_warmup_steps))
+        lr = {"warmup": cfg.copy_warmup_lr} | (
+            {"teacher": cfg.teacher_lr} if cfg.teacher_from_student else {}
+        )
         for name, shape, steps in plan:
             label = "copy warm-up" if name == "warmup" else f"SFT {name}"
             stage(label)
@@ -355,7 +360,7 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
                 model_size="student" if name == "warmup" else name,
                 model_overrides={k: v for k, v in shape.to_dict().items() if k != "seed"},
                 max_steps=steps,
-                learning_rate=cfg.teacher_lr if name == "teacher" and init else cfg.sft_lr,
+                learning_rate=lr[name] if name in lr else cfg.sft_lr,
                 batch_size=cfg.copy_warmup_batch_size if name == "warmup" else cfg.sft_batch_size,
                 vocab_size=cfg.vocab_size,
                 seed=cfg.seed,
