@@ -44,7 +44,7 @@ def served(tmp_path_factory):
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
-            make_app(root / "world", task_dir, env={"max_turns": 3}, max_sessions=2),
+            make_app(root / "world", task_dir, env={"max_turns": 3}, max_sessions=8),
             host="127.0.0.1",
             port=port,
             log_level="warning",
@@ -121,6 +121,37 @@ def test_two_sessions_and_turn_limit(served):
         assert b.state()["step_count"] == 0 and b.state()["task_id"] == tasks[1].id
         r = b.step({"tool": "answer", "args": {"answer": tasks[1].answer}})
         assert r.done and r.reward == 1.0 and a.state()["step_count"] == 3
+
+
+def test_eight_sessions_searching_at_once_get_what_one_session_gets(served):
+    """Sessions share one engine; searches from 8 sessions at the same moment return exactly what the same queries
+    return one at a time (the engine's per-query caches are never touched by two threads at once)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url, tasks, _ = served
+    queries = [t.question for t in tasks] + [t.answer for t in tasks]
+
+    def session(offset: int) -> list[str]:
+        seen = []
+        with GenericEnvClient(base_url=url).sync() as c:
+            for i in range(len(queries)):
+                if i % 2 == 0:  # max_turns=3 ends an episode after 3 searches: start a new one every 2
+                    c.reset(task_id=tasks[0].id)
+                r = c.step({"tool": "search", "args": {"query": queries[(i + offset) % len(queries)]}})
+                seen.append(r.observation["text"])
+        return seen
+
+    alone = session(0)
+    start = threading.Barrier(8)
+
+    def together(offset: int) -> list[str]:
+        start.wait()
+        return session(offset)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(together, range(8)))
+    for offset, seen in enumerate(results):
+        assert seen == alone[offset:] + alone[:offset]
 
 
 def test_command_serves_on_localhost(served):

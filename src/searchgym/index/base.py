@@ -8,6 +8,7 @@ that defines them (`BACKENDS`), so a config picks one with a string and the modu
 from __future__ import annotations
 
 import importlib
+import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Self
@@ -37,6 +38,34 @@ class SearchEngine(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         pass
+
+
+class LockedEngine(SearchEngine):
+    """`engine` shared between threads: one call at a time (engines keep per-query caches and are not thread-safe).
+    Searches take microseconds to a millisecond, so sessions waiting on the lock barely notice it."""
+
+    def __init__(self, engine: SearchEngine):
+        self.engine = engine
+        self.name = engine.name
+        self._lock = threading.Lock()
+
+    def search(self, query: str, k: int = 5) -> list[SearchHit]:
+        with self._lock:
+            return self.engine.search(query, k)
+
+    def batch_search(self, queries: list[str], k: int = 5) -> list[list[SearchHit]]:
+        with self._lock:
+            return self.engine.batch_search(queries, k)
+
+    def access(self, url: str) -> Document | None:
+        with self._lock:
+            return self.engine.access(url)
+
+    def __len__(self) -> int:
+        return len(self.engine)
+
+    def close(self) -> None:
+        self.engine.close()
 
 
 class IndexBackend(SearchEngine):

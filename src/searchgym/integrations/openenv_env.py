@@ -128,16 +128,17 @@ class SearchGymEnvironment(Environment[SearchGymAction, SearchGymObservation, Se
 
 
 def make_app(
-    world_dir: str | Path, tasks: str | Path, env: dict[str, Any] | None = None, max_sessions: int = 1
+    world_dir: str | Path, tasks: str | Path, env: dict[str, Any] | None = None, max_sessions: int = 16
 ) -> FastAPI:
     """The OpenEnv server app for `world_dir`'s index and a task set (its directory or tasks.jsonl).
 
     `env` overrides the env config (protocol is JSON: the client sends typed tool calls); `max_sessions` is the
-    number of concurrent WebSocket sessions (they share the engine)."""
+    number of concurrent WebSocket sessions (they share one engine, one search at a time)."""
+    from searchgym.index.base import LockedEngine
     from searchgym.index.build import load_engine
     from searchgym.tasks.store import load_tasks
 
-    engine = load_engine(world_dir)
+    engine = LockedEngine(load_engine(world_dir))
     task_list = load_tasks(tasks)
     cfg = trl_env_config(env)
     return create_app(
@@ -158,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--tasks", required=True, help="a task set directory or its tasks.jsonl")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--max-sessions", type=int, default=1, help="concurrent WebSocket sessions")
+    p.add_argument("--max-sessions", type=int, default=16, help="concurrent WebSocket sessions")
     a = p.parse_args(argv)
     try:
         app = make_app(a.world, a.tasks, max_sessions=a.max_sessions)
