@@ -165,8 +165,21 @@ def test_index_weights_equal_bm25s_bit_for_bit(world):
         )
         ptr, docs, data = np.asarray(m["indptr"]), np.asarray(m["indices"]), np.asarray(m["data"], np.float32)
         order = np.lexsort((docs, np.repeat(np.arange(n_terms), np.diff(ptr))))  # rows in document order
-        weights, ours_docs, ours_ptr = lucene_weights(corpus, n_terms, k1, b)
+        flat = np.array([i for row in corpus for i in row], dtype=np.int64)
+        weights, ours_docs, ours_ptr = lucene_weights(
+            flat, np.array([len(r) for r in corpus]), n_terms, k1, b
+        )
         assert np.array_equal(ours_ptr, ptr) and np.array_equal(ours_docs, docs[order])
         assert weights.dtype == np.float32 and np.array_equal(
             weights.view(np.uint32), data[order].view(np.uint32)
         )
+
+
+def test_tokenising_in_workers_builds_the_same_index(world):
+    """The corpus tokenised by 3 forked workers (their vocabularies merged in span order) gives the index one pass
+    gives, array for array and term id for term id."""
+    one = Bm25sEngine.from_documents(world.documents, workers=1)
+    three = Bm25sEngine.from_documents(world.documents, workers=3)
+    assert list(three.vocab) == list(one.vocab)
+    for name in ("docs", "weights", "starts", "impact_docs", "impact_weights", "impact_starts"):
+        assert np.array_equal(getattr(three, name), getattr(one, name)), name

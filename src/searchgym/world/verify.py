@@ -25,7 +25,7 @@ import numpy as np
 
 from searchgym.types import SearchHit
 from searchgym.world.claims import Claim, noise_claims
-from searchgym.world.parallel import fork_map, shared, spans
+from searchgym.parallel import fork_map, shared, spans
 from searchgym.world.types import Edge
 
 if TYPE_CHECKING:

@@ -1,4 +1,5 @@
-"""Ordered map over forked worker processes, for the world build's heavy loops (articles, retrieval checks).
+"""Ordered map over forked worker processes, for the heavy loops of building a world (articles, retrieval checks)
+and its index (tokenising the corpus).
 
 Workers are forked after the parent has built what they read (the graph, the article writer, the search engine),
 so nothing is pickled on the way in: `fork_map(fn, spans, workers, **shared)` puts `shared` where `fn` finds it
