@@ -69,5 +69,8 @@ def test_a_bad_copy_warmup_option_is_refused():
     check_copy_warmup(DemoConfig(copy_warmup_steps=5))
     with pytest.raises(ConfigError, match="copy_warmup_rows='words': choose one of spans, questions"):
         check_copy_warmup(DemoConfig(copy_warmup_rows="words"))
-    with pytest.raises(ConfigError, match="copy_warmup_steps must be >= 0, copy_warmup_batch_size >= 1 and copy_warmup_lr > 0"):
+    with pytest.raises(
+        ConfigError,
+        match="copy_warmup_steps must be >= 0, copy_warmup_batch_size >= 1 and copy_warmup_lr > 0",
+    ):
         check_copy_warmup(DemoConfig(copy_warmup_steps=-1))
