@@ -472,9 +472,9 @@ def lucene_weights(
     term, doc = np.divmod(key, max(num_docs, 1))
     del key
     df = np.bincount(term, minlength=num_terms)
-    idf = np.zeros(num_terms, dtype=np.float32)
-    for f in np.unique(df[df > 0]).tolist():  # a few thousand distinct document frequencies
-        idf[df == f] = math.log(1 + (num_docs - f + 0.5) / (f + 0.5))
+    distinct, which = np.unique(df, return_inverse=True)  # a few thousand distinct document frequencies
+    idf = np.array([math.log(1 + (num_docs - f + 0.5) / (f + 0.5)) if f else 0.0 for f in distinct.tolist()],
+                   dtype=np.float32)[which]  # fmt: skip
     tf64 = tf.astype(np.float64)
     norm = k1 * ((1 - b) + b * lengths[doc] / (lengths.mean() if num_docs else 1.0))
     weights = (idf[term].astype(np.float64) * (tf64 / (norm + tf64))).astype(np.float32)
