@@ -17,11 +17,11 @@ import numpy as np
 
 from searchgym.config import ConfigError, YamlConfig
 from searchgym.io import atomic_dir
+from searchgym.parallel import fork_map, shared, spans
 from searchgym.world.corpus import ArticleWriter
 from searchgym.world.generate import Graph, generate_graph
 from searchgym.world.llm import LLMConfig, stray_claims, write_corpus
 from searchgym.world.noise import NoiseConfig, plan_noise
-from searchgym.parallel import fork_map, shared, spans
 from searchgym.world.rows import corpus_line, edge_line, fact_line
 from searchgym.world.schema import load_schema
 from searchgym.world.store import World, write_chunks, write_manifest, write_rows, write_text

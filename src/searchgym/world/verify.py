@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from searchgym.parallel import fork_map, shared, spans
 from searchgym.types import SearchHit
 from searchgym.world.claims import Claim, noise_claims
-from searchgym.parallel import fork_map, shared, spans
 from searchgym.world.types import Edge
 
 if TYPE_CHECKING:
