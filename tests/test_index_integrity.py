@@ -52,14 +52,22 @@ def _kinds(path):
     return [f"tantivy/*{Path(n).suffix}" if len(Path(n).stem) == 32 else n for n in _listed(path)]
 
 
+def _replace(path, data: bytes):
+    """Damage by renaming another file over `path`: writing the file in place would change pages an engine loaded
+    earlier in this process still maps (texts.bin), and touching them then is a SIGBUS, not a test failure."""
+    tmp = path.with_name(path.name + ".damaged")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 def _flip(path):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
+    _replace(path, bytes(data))
 
 
 def _truncate(path):
-    path.write_bytes(path.read_bytes()[:-1])
+    _replace(path, path.read_bytes()[:-1])
 
 
 DAMAGE = {"flip": _flip, "truncate": _truncate, "delete": os.remove}
