@@ -23,7 +23,7 @@ from pathlib import Path
 from searchgym.index.build import build_index, load_engine
 from searchgym.io import write_json
 from searchgym.world.store import World
-from searchgym.world.verify import query_phrase, retrieved, verify_world
+from searchgym.world.verify import edge_queries, retrieved, verify_world
 
 
 def cpu() -> float:
@@ -81,12 +81,7 @@ def main() -> None:
             },
         }
         if args.reference:
-            rels = {r.name: r for r in world.schema.relations}
-            queries, targets = [], []
-            for e in world.edges:
-                holder = world.holder(e)
-                queries.append(f"{world.entities[holder].name} {query_phrase(rels[e.relation], e.id)}")
-                targets.append(world.doc_of(holder).id)
+            queries, targets = edge_queries(world)
             c, t = cpu(), time.perf_counter()
             one_each = retrieved(engine, queries, targets, args.top_k, args.workers).tolist()
             row["reference"] = {

@@ -11,7 +11,7 @@ from searchgym.pipeline import build_world
 from searchgym.world.build import WorldConfig
 from searchgym.world.noise import NoiseConfig
 from searchgym.world.store import World
-from searchgym.world.verify import CHECKS, query_phrase, retrieved, verify_world
+from searchgym.world.verify import CHECKS, edge_queries, query_phrase, retrieved, verify_world
 
 
 def _variant(world: World, **records) -> World:
@@ -188,12 +188,7 @@ def test_retrieval_check_equals_one_search_per_edge(noisy, backend, top_k):
     dropped = {world.holder(e) for e in world.edges[::50]}
     engine = Counting(engine_from_documents([d for d in world.documents if d.id not in dropped], backend))
     report = verify_world(world, engine, top_k=top_k, progress=False)
-    rels = {r.name: r for r in world.schema.relations}
-    queries, targets = [], []
-    for e in world.edges:
-        holder = world.holder(e)
-        queries.append(f"{world.entities[holder].name} {query_phrase(rels[e.relation], e.id)}")
-        targets.append(world.doc_of(holder).id)
+    queries, targets = edge_queries(world)
     one_each = retrieved(engine.engine, queries, targets, top_k)
     assert [("retrievable" not in report.edge_failures[e.id]) for e in world.edges] == one_each.tolist()
     assert engine.searches < 0.7 * len(world.edges)

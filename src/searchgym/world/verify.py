@@ -101,6 +101,18 @@ def query_phrase(relation: RelationSpec, edge_id: int) -> str:
     return phrases[edge_id % len(phrases)] if phrases else relation.name.replace("_", " ")
 
 
+def edge_queries(world: Any) -> tuple[list[str], list[str]]:
+    """("holder name + relation phrase", holder article id) per edge of a `World`: the one search per edge whose
+    top-k verdicts the retrieval check must reproduce (tests, `bench_verify.py --reference`)."""
+    rels = {r.name: r for r in world.schema.relations}
+    queries, targets = [], []
+    for e in world.edges:
+        holder = world.holder(e)
+        queries.append(f"{world.entities[holder].name} {query_phrase(rels[e.relation], e.id)}")
+        targets.append(world.doc_of(holder).id)
+    return queries, targets
+
+
 # -- contradictions
 
 
