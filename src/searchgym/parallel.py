@@ -10,11 +10,16 @@ depends on the number of workers.
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 _SHARED: dict[str, Any] = {}
+
+
+def _default_sigterm() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def shared() -> dict[str, Any]:
@@ -37,8 +42,15 @@ def fork_map(
     _SHARED.update(shared_values)
     try:
         if workers > 1 and len(items) > 1:
-            with multiprocessing.get_context("fork").Pool(min(workers, len(items))) as pool:
+            # Workers get the default SIGTERM action back: a handler inherited from the parent (our temp-file
+            # cleanup, Ray's) made them survive Pool.terminate(), and joining them then hung forever.
+            pool = multiprocessing.get_context("fork").Pool(min(workers, len(items)), _default_sigterm)
+            try:
                 yield from pool.imap(fn, items)
+                pool.close()  # all results are in: workers exit on their own
+            finally:
+                pool.terminate()  # no-op after close() + exit; stops workers if the caller stopped early
+                pool.join()
         else:
             for item in items:
                 yield fn(item)
