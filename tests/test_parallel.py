@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 CODE = """
+import signal
 from searchgym.parallel import fork_map
 
 signal.signal(signal.SIGTERM, lambda *a: None)  # a handler that returns, inherited by forked workers
