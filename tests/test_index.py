@@ -140,6 +140,7 @@ def test_pruned_top_k_is_exact(monkeypatch, path):
     for method in ("_settled", "_settled_numpy", "_score", "_ranked_small", "_plan", "_dense"):
         original = getattr(Bm25sEngine, method)
         monkeypatch.setattr(Bm25sEngine, method, lambda *a, _m=method, _f=original: calls.add(_m) or _f(*a))
+    monkeypatch.setattr("searchgym.index.bm25s_engine.KERNEL", None)  # the numpy passes (the C kernel: test_index_kernel)
     monkeypatch.setattr("searchgym.index.bm25s_engine.FIRST_DEPTH", first)
     monkeypatch.setattr("searchgym.index.bm25s_engine.SMALL", small)
     monkeypatch.setattr("searchgym.index.bm25s_engine.WHOLE_LIST", 3)

@@ -10,7 +10,9 @@ cached stemming, a dict lookup per word and the threshold algorithm over two lay
 - `impact_docs` / `impact_weights`: the first `impact_depth` postings of every list longer than `WHOLE_LIST`,
   in weight order (ties in document order).
 
-Arrays are .npy files read whole at load; nothing is compiled, tokenised or warmed up.
+`_top_k` runs in the C kernel `_bm25kernel` (built by `pip install`, `_bm25kernel.c`: the same passes in one
+call, bit for bit the same results) when it is importable, else in numpy; SEARCHGYM_NO_KERNEL=1 forces numpy.
+Arrays are .npy files read whole at load; nothing is compiled, tokenised or warmed up at run time.
 """
 
 from __future__ import annotations
@@ -41,6 +43,20 @@ SORT_IN_PYTHON = 64  # `_ranked` sorts at most this many finalists in Python (fe
 # candidates, one binary search of a candidate in one list, adding one posting to a corpus-wide sum and
 # scanning one document of that sum.
 MERGE, LOOKUP, DENSE_POSTING, DENSE_DOC = 20.0, 25.0, 5.0, 1.6
+
+
+def _load_kernel():
+    """The compiled top-k module, or None (not built, or SEARCHGYM_NO_KERNEL=1)."""
+    if os.environ.get("SEARCHGYM_NO_KERNEL", "") not in ("", "0"):
+        return None
+    try:
+        from searchgym.index import _bm25kernel
+    except ImportError:
+        return None
+    return _bm25kernel
+
+
+KERNEL = _load_kernel()
 ARRAYS = ("docs", "weights", "starts", "impact_docs", "impact_weights", "impact_starts")
 FUZZY_ARRAYS = ("fuzzy_keys", "fuzzy_terms")  # FuzzyVocab's deletion index
 
@@ -84,6 +100,9 @@ class Bm25sEngine(IndexBackend):
         self._terms: dict[str, tuple[tuple[int, float], ...]] = {}  # query word -> weighted term ids
         # term id -> its `meta` row (a dict lookup beats numpy indexing)
         self._rows: dict[int, list[int]] = {}
+        self.kernel = (
+            None if KERNEL is None else KERNEL.Index(*(arrays[n] for n in ARRAYS), self.num_docs)
+        )
 
     # ---- building -------------------------------------------------------------------------------------
     @classmethod
@@ -191,8 +210,11 @@ class Bm25sEngine(IndexBackend):
         Their k-th score is a floor that the true top-k reaches. A document outside the candidates scores at
         most the sum of the weights at which the long lists were cut (the bound); if that is below the floor,
         the candidates hold the top-k. Otherwise `_plan` picks, knowing the floor, how deep to read each long
-        list (or whether to read them all), and that second pass is final.
+        list (or whether to read them all), and that second pass is final. The C kernel, when loaded, does
+        the same in one call (`_bm25kernel.c`).
         """
+        if self.kernel is not None:
+            return self.kernel.top_k(query_terms, k)
         terms = sorted(query_terms)
         counts = [query_terms[t] for t in terms]
         meta = self._meta_rows(terms)
