@@ -26,7 +26,9 @@
 
 #define FIRST_DEPTH 16
 #define SLACK (1 + 1e-9)
+#ifndef LOOKUP_COST
 #define LOOKUP_COST 12.0 /* one binary search, in postings added to the accumulator (measured) */
+#endif
 #define IN_T 1           /* in the accumulated documents */
 #define IN_H 2           /* scored exactly already */
 
@@ -302,11 +304,11 @@ static int read_terms(Index *self, PyObject *query, Term *terms) {
 }
 
 /* the floor shared among the long lists: sets each one's depth (-1: added whole); 0 when none is cut */
-static Py_ssize_t plan(Index *self, Term **longs, Py_ssize_t n_long, double theta, Py_ssize_t n_touched) {
+static Py_ssize_t plan(Index *self, Term **longs, Py_ssize_t n_long, double theta) {
     Term *order[n_long];
     memcpy(order, longs, n_long * sizeof(Term *));
     qsort(order, n_long, sizeof(Term *), cmp_upper);
-    double budget = theta, bound = 0.0, whole = 0.0, cands = (double)n_touched, all = 0.0;
+    double budget = theta, bound = 0.0;
     Py_ssize_t left = n_long, i = 0, cut = 0;
     for (; i < n_long && order[i]->upper * left < budget; i++) { /* below its share: only looked up */
         order[i]->depth = 0;
@@ -329,18 +331,57 @@ static Py_ssize_t plan(Index *self, Term **longs, Py_ssize_t n_long, double thet
     }
     for (i = 0; i < n_long; i++) {
         Term *t = order[i];
-        all += (double)t->df;
-        if (t->depth < 0) {
-            whole += (double)t->df;
-        } else {
+        if (t->depth >= 0) {
             cut++;
-            cands += (double)t->depth;
             bound += (double)self->impact_weights[t->head_start + t->depth] * t->count;
         }
     }
-    if (cut && bound * SLACK < theta && whole + (cands + whole) * cut * LOOKUP_COST < all) return cut;
+    if (cut && bound * SLACK < theta) return cut;
     for (i = 0; i < n_long; i++) longs[i]->depth = -1;
     return 0;
+}
+
+static int cmp_df(const void *a, const void *b) {
+    const Term *x = *(Term *const *)a, *y = *(Term *const *)b;
+    return (x->df > y->df) - (x->df < y->df);
+}
+
+/* cut lists shorter than their lookups would cost are added whole instead (either is exact); returns the
+   cut lists (in `cut`, ascending term id) and their largest weights' sum */
+static Py_ssize_t settle_cut(Index *self, Term **longs, Py_ssize_t n_long, double theta, Py_ssize_t *n_touched,
+                             Term **cut, double *upper) {
+    Py_ssize_t n_cut = 0;
+    double up = 0.0, cands = 0.0;
+    for (Py_ssize_t j = 0; j < n_long; j++)
+        if (longs[j]->depth >= 0) {
+            cut[n_cut++] = longs[j];
+            up += longs[j]->upper;
+            cands += (double)longs[j]->depth;
+        }
+    if (!n_cut) {
+        *upper = 0.0;
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < *n_touched; i++) {
+        int32_t d = self->touched[i];
+        cands += !(self->mark[d] & IN_H) && self->acc[d] + up * SLACK >= theta;
+    }
+    Term *by_df[n_cut];
+    memcpy(by_df, cut, n_cut * sizeof(Term *));
+    qsort(by_df, n_cut, sizeof(Term *), cmp_df);
+    for (Py_ssize_t j = 0; j < n_cut && (double)by_df[j]->df < cands * LOOKUP_COST; j++) {
+        by_df[j]->depth = -1;
+        accumulate(self, by_df[j], n_touched);
+    }
+    n_cut = 0;
+    up = 0.0;
+    for (Py_ssize_t j = 0; j < n_long; j++)
+        if (longs[j]->depth >= 0) {
+            cut[n_cut++] = longs[j];
+            up += longs[j]->upper;
+        }
+    *upper = up * SLACK;
+    return n_cut;
 }
 
 static PyObject *Index_top_k(Index *self, PyObject *const *args, Py_ssize_t nargs) {
@@ -365,13 +406,17 @@ static PyObject *Index_top_k(Index *self, PyObject *const *args, Py_ssize_t narg
         total_head += terms[j].head;
         if (terms[j].head) longs[n_long++] = &terms[j];
     }
-    if (grow((void **)&self->touched, &self->touched_cap, total_df, sizeof(int32_t)) < 0 ||
-        grow((void **)&self->heads, &self->heads_cap, total_head, sizeof(int32_t)) < 0 ||
-        grow((void **)&self->exact, &self->exact_cap, total_head, sizeof(double)) < 0)
+    if (k > total_df) k = total_df; /* no more results than postings (and heaps sized to that) */
+    if (k == 0) {
+        out = result(NULL, 0);
         goto done;
-    Py_ssize_t cap = k < total_df + total_head ? k : total_df + total_head;
-    if (grow((void **)&self->best, &self->best_cap, cap, sizeof(Entry)) < 0 ||
-        grow((void **)&self->floors, &self->floors_cap, cap, sizeof(double)) < 0)
+    }
+    if (grow((void **)&self->touched, &self->touched_cap, total_df, sizeof(int32_t)) < 0 ||
+        grow((void **)&self->heads, &self->heads_cap, total_head + k, sizeof(int32_t)) < 0 ||
+        grow((void **)&self->exact, &self->exact_cap, total_head + k, sizeof(double)) < 0)
+        goto done;
+    if (grow((void **)&self->best, &self->best_cap, k, sizeof(Entry)) < 0 ||
+        grow((void **)&self->floors, &self->floors_cap, k, sizeof(double)) < 0)
         goto done;
     Entry *best = self->best;
     if (m == 1 && n_long == 1 && k <= terms[0].head) { /* one list: its top-k heads its weight order */
@@ -398,38 +443,41 @@ static PyObject *Index_top_k(Index *self, PyObject *const *args, Py_ssize_t narg
                     self->heads[n_heads++] = h[i];
                 }
         }
+        /* and the best partial scores: their exact scores lift the floor when the short lists decide */
+        for (Py_ssize_t i = 0; i < n_touched; i++)
+            if (!(self->mark[self->touched[i]] & IN_H))
+                heap_push(best, &n_best, k, self->acc[self->touched[i]], self->touched[i]);
+        for (Py_ssize_t i = 0; i < n_best; i++) {
+            self->mark[best[i].doc] |= IN_H;
+            self->heads[n_heads++] = best[i].doc;
+        }
+        n_best = 0;
         for (Py_ssize_t i = 0; i < n_heads; i++) {
             double s = self->acc[self->heads[i]];
             for (Py_ssize_t j = 0; j < n_long; j++) s += lookup(self, longs[j], self->heads[i]);
             self->exact[i] = s;
-            floor_push(self->floors, &n_floors, cap, s);
+            floor_push(self->floors, &n_floors, k, s);
         }
         for (Py_ssize_t i = 0; i < n_touched; i++)
             if (!(self->mark[self->touched[i]] & IN_H))
-                floor_push(self->floors, &n_floors, cap, self->acc[self->touched[i]]);
+                floor_push(self->floors, &n_floors, k, self->acc[self->touched[i]]);
         if (n_floors == k) theta = self->floors[0];
         /* 3. how deep to read each long list */
-        plan(self, longs, n_long, theta, n_touched);
+        plan(self, longs, n_long, theta);
         for (Py_ssize_t j = 0; j < n_long; j++)
             if (longs[j]->depth < 0) accumulate(self, longs[j], &n_touched);
     }
     /* 4. the candidates: scored documents, accumulated ones, the cut lists' read heads */
-    Py_ssize_t n_cut = 0, n_scored = n_heads;
     double upper = 0.0;
-    for (Py_ssize_t j = 0; j < n_long; j++)
-        if (longs[j]->depth >= 0) {
-            cut[n_cut++] = longs[j];
-            upper += longs[j]->upper;
-        }
-    upper *= SLACK;
+    Py_ssize_t n_scored = n_heads, n_cut = settle_cut(self, longs, n_long, theta, &n_touched, cut, &upper);
     for (Py_ssize_t i = 0; i < n_scored; i++)
-        if (self->exact[i] >= theta) heap_push(best, &n_best, cap, self->exact[i], self->heads[i]);
+        if (self->exact[i] >= theta) heap_push(best, &n_best, k, self->exact[i], self->heads[i]);
     for (Py_ssize_t i = 0; i < n_touched; i++) {
         int32_t d = self->touched[i];
-        double s = self->acc[d];
-        if ((self->mark[d] & IN_H) || s + upper < theta) continue;
+        double s = self->acc[d], bar = n_best == k && best[0].score > theta ? best[0].score : theta;
+        if ((self->mark[d] & IN_H) || s + upper < bar) continue;
         for (Py_ssize_t j = 0; j < n_cut; j++) s += lookup(self, cut[j], d);
-        if (s >= theta) heap_push(best, &n_best, cap, s, d);
+        if (s >= theta) heap_push(best, &n_best, k, s, d);
     }
     for (Py_ssize_t c = 0; c < n_cut; c++) {
         const int32_t *h = self->impact_docs + cut[c]->head_start;
@@ -440,7 +488,7 @@ static PyObject *Index_top_k(Index *self, PyObject *const *args, Py_ssize_t narg
             self->heads[n_heads++] = d;
             double s = 0.0;
             for (Py_ssize_t j = 0; j < n_cut; j++) s += lookup(self, cut[j], d);
-            if (s >= theta) heap_push(best, &n_best, cap, s, d);
+            if (s >= theta) heap_push(best, &n_best, k, s, d);
         }
     }
     out = result(best, n_best);
