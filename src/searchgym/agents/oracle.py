@@ -16,6 +16,7 @@ supervised fine-tuning.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from typing import Any
 
 from searchgym.env.env import EnvConfig, SearchEnv
 from searchgym.env.records import EpisodeSummary, StepInfo
+from searchgym.env.tools import TOOLS
 from searchgym.io import write_jsonl
 from searchgym.tasks.forms import attribute_specs, relation_specs
 from searchgym.types import Task
@@ -60,6 +62,8 @@ class Episode:
             raise Stuck("the episode ended (turn budget) before the oracle could answer")
         pad = " " if self.o.spaced_args else ""
         text = f"<think>{think}</think>\n<{tag}>{pad}{arg}{pad}</{tag}>"
+        if self.o.env_cfg.protocol == "json":  # the bare tool call (no reasoning: short chat-model turns)
+            text = f"<tool_call>{json.dumps({'name': tag, 'arguments': {TOOLS[tag].main: arg}})}</tool_call>"
         step = self.env.step(text)
         self.turns.append({"action": text, "observation": step.observation})
         if step.done:

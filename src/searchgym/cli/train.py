@@ -78,12 +78,23 @@ def demo(
     ),
     seed: int = typer.Option(None, "--seed", help="world, tasks and training seed (default 0)"),
     overwrite: bool = typer.Option(False, "--overwrite", help="rebuild every stage even if it exists"),
+    preset: str = typer.Option(
+        "tiny",
+        "--preset",
+        help="tiny (tiny student / teacher, tag actions) | smollm2 (SmolLM2-135M-Instruct, JSON tool calls, "
+        "LoRA; docs/training.md)",
+    ),
 ) -> None:
     """The whole pipeline on CPU: world, index, tasks, SFT warm-start, eval, TRAC-GRPO, eval, report."""
     from searchgym.demo.pipeline import DemoConfig, run_demo
+    from searchgym.demo.smollm2 import SmolDemoConfig, run_smollm2_demo
 
-    cfg = DemoConfig.from_yaml(config) if config else DemoConfig()
+    presets = {"tiny": (DemoConfig, run_demo), "smollm2": (SmolDemoConfig, run_smollm2_demo)}
+    if preset not in presets:
+        raise typer.BadParameter(f"unknown demo preset {preset!r}; choose one of {', '.join(presets)}")
+    kind, run = presets[preset]
+    cfg = kind.from_yaml(config) if config else kind()
     flags = {"out": out, "minutes": minutes, "seed": seed}
     cfg = cfg.override([f"{k}={v}" for k, v in flags.items() if v is not None] + list(overrides or []))
-    report = run_demo(cfg, overwrite=overwrite)
+    report = run(cfg, overwrite=overwrite)
     typer.echo(f"report: {report}")

@@ -114,8 +114,11 @@ def run_sft(
     tokenizer_dir: Path | None = None,
     init_model: Path | None = None,
     callbacks: list | None = None,
+    peft_config: Any = None,
 ) -> dict[str, Any]:
-    """Train a tiny model (or continue `init_model`) on the transcripts; save model + tokenizer to `out_dir`."""
+    """Train a tiny model (or continue `init_model`) on the transcripts; save model + tokenizer to `out_dir`.
+    With a peft `peft_config` (LoRA) only the adapter trains; it is saved to `out_dir/adapter` and the merged model
+    to `out_dir`."""
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
@@ -161,11 +164,19 @@ def run_sft(
         )
         model.train()
         trainer = SFTTrainer(
-            model=model, args=args, train_dataset=data, processing_class=tokenizer, callbacks=callbacks
+            model=model,
+            args=args,
+            train_dataset=data,
+            processing_class=tokenizer,
+            callbacks=callbacks,
+            peft_config=peft_config,
         )
         if callbacks is not None:  # the caller shows progress; no per-step log dicts on stdout
             trainer.remove_callback(PrinterCallback)
         result = trainer.train()
+        if peft_config is not None:
+            trainer.model.save_pretrained(tmp / "adapter")
+            model = trainer.model.merge_and_unload()
         model.eval()
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
