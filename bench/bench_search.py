@@ -360,6 +360,8 @@ def worker(args) -> None:
         "queries": n,
         "peak_rss_mb": round(_peak_rss_mb(), 1),
     }
+    if isinstance(engine, Ours) and hasattr(engine.engine, "kernel"):  # the bm25s engine: C kernel or numpy
+        out["kernel"] = engine.engine.kernel is not None
     print("RESULT " + json.dumps(out), flush=True)
 
 
@@ -443,10 +445,11 @@ def bench_size(args, size: int) -> dict:
     for e, rs in rounds.items():
         if not rs:
             continue
-        row = {
-            key: round(statistics.median(x[key] for x in rs), 4) for key in rs[0] if key != "recall@5_by_kind"
-        }
+        medians = [key for key in rs[0] if key not in ("recall@5_by_kind", "kernel")]
+        row = {key: round(statistics.median(x[key] for x in rs), 4) for key in medians}
         row["recall@5_by_kind"] = rs[0]["recall@5_by_kind"]
+        if "kernel" in rs[0]:
+            row["kernel"] = all(x["kernel"] for x in rs)
         row["rounds"] = len(rs)
         rows[e] = row
     add_ratios(rows)

@@ -433,37 +433,50 @@ static PyObject *Index_top_k(Index *self, PyObject *const *args, Py_ssize_t narg
     double theta = 0.0;
     if (n_long) {
         /* 2. the heads' first documents, exactly; the floor */
-        Py_ssize_t first = k > FIRST_DEPTH ? k : FIRST_DEPTH;
-        for (Py_ssize_t j = 0; j < n_long; j++) {
-            const int32_t *h = self->impact_docs + longs[j]->head_start;
-            Py_ssize_t n = first < longs[j]->head ? first : longs[j]->head;
-            for (Py_ssize_t i = 0; i < n; i++)
-                if (!(self->mark[h[i]] & IN_H)) {
-                    self->mark[h[i]] |= IN_H;
-                    self->heads[n_heads++] = h[i];
-                }
-        }
-        /* and the best partial scores: their exact scores lift the floor when the short lists decide */
+        /* the best partial scores, exactly: they lift the floor when the short lists decide */
         for (Py_ssize_t i = 0; i < n_touched; i++)
-            if (!(self->mark[self->touched[i]] & IN_H))
-                heap_push(best, &n_best, k, self->acc[self->touched[i]], self->touched[i]);
+            heap_push(best, &n_best, k, self->acc[self->touched[i]], self->touched[i]);
         for (Py_ssize_t i = 0; i < n_best; i++) {
             self->mark[best[i].doc] |= IN_H;
             self->heads[n_heads++] = best[i].doc;
         }
         n_best = 0;
-        for (Py_ssize_t i = 0; i < n_heads; i++) {
-            double s = self->acc[self->heads[i]];
-            for (Py_ssize_t j = 0; j < n_long; j++) s += lookup(self, longs[j], self->heads[i]);
-            self->exact[i] = s;
-            floor_push(self->floors, &n_floors, k, s);
+        int64_t depth = 0, next = k > FIRST_DEPTH ? k : FIRST_DEPTH, deepest = 0;
+        for (Py_ssize_t j = 0; j < n_long; j++)
+            if (longs[j]->head > deepest) deepest = longs[j]->head;
+        for (Py_ssize_t scored = 0;;) {
+            for (Py_ssize_t j = 0; j < n_long; j++) {
+                const int32_t *h = self->impact_docs + longs[j]->head_start;
+                int64_t n = next < longs[j]->head ? next : longs[j]->head;
+                for (int64_t i = depth; i < n; i++)
+                    if (!(self->mark[h[i]] & IN_H)) {
+                        self->mark[h[i]] |= IN_H;
+                        self->heads[n_heads++] = h[i];
+                    }
+            }
+            for (; scored < n_heads; scored++) {
+                int32_t d = self->heads[scored];
+                double s = self->acc[d];
+                for (Py_ssize_t j = 0; j < n_long; j++) s += lookup(self, longs[j], d);
+                self->exact[scored] = s;
+                /* one value per document: a short-list document deepened into has its partial below */
+                if (!depth || !(self->mark[d] & IN_T)) floor_push(self->floors, &n_floors, k, s);
+            }
+            if (!depth)
+                for (Py_ssize_t i = 0; i < n_touched; i++)
+                    if (!(self->mark[self->touched[i]] & IN_H))
+                        floor_push(self->floors, &n_floors, k, self->acc[self->touched[i]]);
+            if (n_floors == k) theta = self->floors[0];
+            /* 3. how deep to read each long list; deeper heads first when reading lists whole costs more */
+            plan(self, longs, n_long, theta);
+            double whole = 0.0;
+            for (Py_ssize_t j = 0; j < n_long; j++)
+                if (longs[j]->depth < 0) whole += (double)longs[j]->df;
+            int64_t deeper = next * 4 < deepest ? next * 4 : deepest;
+            if (next >= deepest || whole <= (double)(deeper - next) * n_long * n_long * LOOKUP_COST) break;
+            depth = next;
+            next = deeper;
         }
-        for (Py_ssize_t i = 0; i < n_touched; i++)
-            if (!(self->mark[self->touched[i]] & IN_H))
-                floor_push(self->floors, &n_floors, k, self->acc[self->touched[i]]);
-        if (n_floors == k) theta = self->floors[0];
-        /* 3. how deep to read each long list */
-        plan(self, longs, n_long, theta);
         for (Py_ssize_t j = 0; j < n_long; j++)
             if (longs[j]->depth < 0) accumulate(self, longs[j], &n_touched);
     }

@@ -12,7 +12,7 @@ cached stemming, a dict lookup per word and the threshold algorithm over two lay
 
 `_top_k` runs in the C kernel `_bm25kernel` (built by `pip install`, `_bm25kernel.c`: the same passes in one
 call, bit for bit the same results) when it is importable, else in numpy; SEARCHGYM_NO_KERNEL=1 forces numpy.
-Arrays are .npy files read whole at load; nothing is compiled, tokenised or warmed up at run time.
+Arrays are .npy files, memory-mapped at load; nothing is compiled, tokenised or warmed up at run time.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class Bm25sEngine(IndexBackend):
 
     def __init__(self, store: DocStore, vocab: list[str], arrays: dict[str, np.ndarray], config: Bm25sConfig):
         self.store, self.config = store, config
-        self.vocab = {t: i for i, t in enumerate(vocab)}
+        self.vocab = dict(zip(vocab, range(len(vocab)), strict=True))
         for name in ARRAYS + FUZZY_ARRAYS:
             setattr(self, name, arrays[name])
         starts, impact_starts = arrays["starts"], arrays["impact_starts"]
@@ -135,9 +135,9 @@ class Bm25sEngine(IndexBackend):
     @classmethod
     def load(cls, directory: Path, **overrides) -> Bm25sEngine:
         config = Bm25sConfig.from_dict({**json.loads((directory / "config.json").read_text()), **overrides})
-        # read whole: memory-mapping would fault pages in one by one during the first queries (a typo's
-        # binary search over the deletion index touches a few dozen pages)
-        arrays = {n: np.load(directory / f"{n}.npy") for n in ARRAYS + FUZZY_ARRAYS}
+        # memory-mapped: opening costs nothing, and a query faults in only the pages it reads (load_engine's
+        # integrity check has just read every file, so they come from the page cache); 0.46 s less at 1M
+        arrays = {n: np.load(directory / f"{n}.npy", mmap_mode="r") for n in ARRAYS + FUZZY_ARRAYS}
         vocab = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
         return cls(DocStore.load(directory), vocab, arrays, config)
 
