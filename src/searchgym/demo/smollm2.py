@@ -43,18 +43,18 @@ def smollm2_tasks() -> TaskConfig:
 @dataclass
 class SmolDemoConfig(YamlConfig):
     out: str = "runs/demo-smollm2"
-    minutes: float = 100.0  # safety stop only (see demo.progress.SafetyStop)
+    minutes: float = 80.0  # safety stop only (see demo.progress.SafetyStop)
     seed: int = 0
     threads: int = 1  # measured: 2 threads on a 2-core machine with another job running were slower than 1
     num_entities: int = 300
     tasks: TaskConfig = field(default_factory=smollm2_tasks)
-    sft_steps: int = 30
+    sft_steps: int = 24
     sft_batch_size: int = 4
-    sft_lr: float = 2e-4  # LoRA (train.lora's shape) on the frozen de-quantised weights
+    sft_lr: float = 3e-4  # LoRA (train.lora's shape) on the frozen de-quantised weights
     sft_max_length: int = 640  # tokens of one transcript (chat prompt + turns); longer ones are cut
     eval_tasks: int = 40  # held-out test tasks, the same number per level
     eval_batch_size: int = 8
-    rl_max_steps: int = 8
+    rl_max_steps: int = 6
     # the RL run and the env / rollout of every evaluation; data, model, teacher path, output_dir, seed and
     # max_steps are set here
     train: TrainConfig = field(default_factory=smollm2_train_config)
@@ -201,18 +201,15 @@ def run_smollm2_demo(cfg: SmolDemoConfig, overwrite: bool = False) -> Path:
         stage("tasks")
         if not _done(task_dir / "tasks.jsonl", overwrite):
             tcfg = replace(cfg.tasks, seed=cfg.seed)
-            save_tasks(
-                build_tasks(World.load(world_dir), tcfg, progress=False),
-                world_dir,
-                "demo",
-                tcfg.to_dict(),
-                True,
-            )
+            tasks = build_tasks(World.load(world_dir), tcfg, progress=False)
+            save_tasks(tasks, world_dir, "demo", tcfg.to_dict(), overwrite=True)
         tasks = load_tasks(task_dir)
         stage("base model")
         base = out / "base"
         if not _done(base / "model.safetensors", overwrite):
             model, tok = load_model_and_tokenizer("smollm2")  # the GGUF, de-quantised once
+            model.hf_quantizer = None  # the weights are float32 now: save them as a plain model
+            model.config.__dict__.pop("quantization_config", None)
             with atomic_dir(base, overwrite=True) as tmp:
                 model.save_pretrained(tmp)
                 tok.save_pretrained(tmp)
@@ -261,7 +258,7 @@ def run_smollm2_demo(cfg: SmolDemoConfig, overwrite: bool = False) -> Path:
             seed=cfg.seed,
         )
         if _done(sft_dir / "model.safetensors", overwrite):
-            sft = read_json(sft_dir / "sft_summary.json")
+            sft = read_json(sft_dir / "sft_summary.json", f"delete {sft_dir} and rerun")
         else:
             sft = run_sft(
                 world_dir,
@@ -299,7 +296,7 @@ def run_smollm2_demo(cfg: SmolDemoConfig, overwrite: bool = False) -> Path:
             list(cut.values()),
         )
         stages_summary, lines = stage_table(evals, cfg.seed)
-        summary = read_json(out / "summary.json")
+        summary = read_json(out / "summary.json", "rerun the demo")
         write_json(out / "summary.json", {**summary, "stages": stages_summary, "sft": _sft_numbers(sft)})
         text = report.read_text()
         head, rest = text.split("\n## Per level", 1)
