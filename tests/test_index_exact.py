@@ -59,7 +59,7 @@ def _bm25_formula(engine, docs):
     for d, ts in enumerate(tokens):
         for t, f in Counter(ts).items():
             postings.setdefault(t, {})[d] = f
-    term = {i: t for t, i in engine.vocab.items()}
+    term = dict(enumerate(engine.vocab))
 
     def scores(terms: dict[int, float]) -> np.ndarray:
         out = np.zeros(n)
@@ -96,7 +96,7 @@ def test_top_k_equals_brute_force_bm25(monkeypatch, world, engine, kernel):
     for query in _queries(world, 400):
         k = rng.choice([1, 2, 5, 10, 50])
         terms = engine.query_terms(query)
-        got = [(engine.store.index_of_url[h.url], h.score) for h in engine.search(query, k)]
+        got = [(engine.store.index_of(h.url), h.score) for h in engine.search(query, k)]
         # bit for bit: the same documents, order and float64 scores as summing every stored posting
         stored = _stored_sum(engine, terms)
         order = np.lexsort((np.arange(len(stored)), -stored))

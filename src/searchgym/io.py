@@ -264,10 +264,13 @@ def read_json(path: Path, fix: str) -> Any:
         raise DamagedFileError(f"{path} is damaged ({_json_problem(e)}); {fix}") from e
 
 
-def read_jsonl(path: Path, fix: str = "the file is damaged") -> Iterator[dict[str, Any]]:
-    """Rows of a JSON Lines file; a bad line raises DamagedFileError naming the file and line, followed by `fix`."""
+def read_jsonl(path: Path, fix: str = "the file is damaged", digest=None) -> Iterator[dict[str, Any]]:
+    """Rows of a JSON Lines file; a bad line raises DamagedFileError naming the file and line, followed by `fix`.
+    `digest` (a hashlib object), if given, is updated with every byte read: hashing in the same pass."""
     with open(path, "rb") as f:
         for lineno, line in enumerate(f, 1):
+            if digest is not None:
+                digest.update(line)
             if not line.strip():
                 continue
             try:

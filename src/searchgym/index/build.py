@@ -3,25 +3,30 @@
 WORLD/index/<backend>/ holds the backend's files, the document store and `index.json`, which records the size
 and sha256 of the corpus.jsonl it was built from and of every index file. Loading checks both, so an edited
 corpus, a deleted or truncated file and a flipped byte are each caught and named before a query runs.
+A file is hashed once, not on every load: `hashcache` remembers each sha256 by the file's stat key (a replaced,
+rewritten or truncated file misses it and is hashed again). The corpus is hashed in the pass that reads it.
 index.json holds no timestamps (the corpus is matched by content, not mtime): the same corpus gives the same
 bytes for both backends (tantivy's segments are renumbered from random UUIDs, see tantivy_engine.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 
 from searchgym import __version__
 from searchgym.errors import SearchGymError
 from searchgym.index.base import IndexBackend, SearchEngine, backend_class
-from searchgym.io import atomic_dir, read_jsonl, sha256_file, write_json
+from searchgym.index.hashcache import HashCache
+from searchgym.io import atomic_dir, read_jsonl, write_json
 from searchgym.types import Document
 
 # Chosen by bench/bench_search.py on a 100k-document world: bm25s (our exact numpy top-k) answers single
 # queries faster than tantivy (median 0.11 ms vs 0.25 ms) and verifies edges faster; see docs/search.md.
 DEFAULT_BACKEND = "bm25s"
-INDEX_FORMAT = 5
+INDEX_FORMAT = 6  # 6: memory-mapped document fields and vocabulary (docs.json, vocab.json gone)
 
 
 class SearchIndexError(SearchGymError, RuntimeError):
@@ -52,9 +57,10 @@ def index_dir(world_dir: Path, backend: str | None = None) -> Path:
     return Path(world_dir) / "index" / (backend or DEFAULT_BACKEND)
 
 
-def read_documents(corpus: Path) -> list[Document]:
+def read_documents(corpus: Path, digest=None) -> list[Document]:
+    """The corpus's documents; `digest` (a hashlib object), if given, receives its bytes in the same pass."""
     docs = []
-    for n, row in enumerate(read_jsonl(corpus), 1):
+    for n, row in enumerate(read_jsonl(corpus, digest=digest), 1):
         try:
             docs.append(Document(**row))
         except TypeError as e:
@@ -62,16 +68,24 @@ def read_documents(corpus: Path) -> list[Document]:
     return docs
 
 
-def _file_record(path: Path) -> dict[str, int | str]:
-    return {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+def _read_corpus(corpus: Path, cache: HashCache) -> tuple[list[Document], dict[str, int | str]]:
+    """(documents, size and sha256 record) from one read of the corpus."""
+    before, digest = os.stat(corpus), hashlib.sha256()
+    docs = read_documents(corpus, digest)
+    record = {"bytes": before.st_size, "sha256": digest.hexdigest()}
+    cache.remember(corpus, record["sha256"], before)
+    if os.stat(corpus).st_size != before.st_size:
+        raise StaleIndexError(f"{corpus} changed while it was read; build the index again")
+    return docs, record
 
 
-def index_files(directory: Path) -> dict[str, dict[str, int | str]]:
+def index_files(directory: Path, cache: HashCache | None = None) -> dict[str, dict[str, int | str]]:
     """Size and sha256 of every file of a built index (relative path -> record), index.json and lock files
     (tantivy's empty `.lock` files hold no data) excepted."""
+    cache = cache or HashCache()
     paths = sorted(p for p in directory.rglob("*") if p.is_file())
     return {
-        p.relative_to(directory).as_posix(): _file_record(p)
+        p.relative_to(directory).as_posix(): {"bytes": p.stat().st_size, "sha256": cache.sha256(p)}
         for p in paths
         if p.name != "index.json" and p.suffix != ".lock"
     }
@@ -80,8 +94,17 @@ def index_files(directory: Path) -> dict[str, dict[str, int | str]]:
 def _problem(directory: Path, corpus: Path) -> tuple[type[SearchIndexError], str] | None:
     """Why the index in `directory` cannot serve `corpus` (error class, reason), or None if it can.
 
-    Sizes are compared first (free, and they catch deleted and truncated files); then every file is hashed.
+    Sizes are compared first (free, and they catch deleted and truncated files); then every file's sha256 (from
+    the hash cache when its stat key is unchanged) is compared.
     """
+    cache = HashCache()
+    try:
+        return _check(directory, corpus, cache)
+    finally:
+        cache.save()  # files found intact or not, their hashes stay true for their stat keys
+
+
+def _check(directory: Path, corpus: Path, cache: HashCache) -> tuple[type[SearchIndexError], str] | None:
     meta = directory / "index.json"
     if not meta.is_file():
         return IndexMissingError, f"{meta} is missing"
@@ -107,10 +130,10 @@ def _problem(directory: Path, corpus: Path) -> tuple[type[SearchIndexError], str
                 DamagedIndexError,
                 f"{path} has {path.stat().st_size} bytes, index.json records {rec['bytes']}",
             )
-    if recorded.get("bytes") != corpus.stat().st_size or recorded.get("sha256") != sha256_file(corpus):
+    if recorded.get("bytes") != corpus.stat().st_size or recorded.get("sha256") != cache.sha256(corpus):
         return StaleIndexError, "corpus.jsonl changed since it was built (size or sha256 differs)"
     for name, rec in files.items():
-        if sha256_file(directory / name) != rec["sha256"]:
+        if cache.sha256(directory / name) != rec["sha256"]:
             return DamagedIndexError, f"{directory / name} does not match its sha256 in index.json"
     return None
 
@@ -138,9 +161,9 @@ def build_index(
         if problem is None:
             return final
         console.print(f"rebuilding the {backend} index: {problem[1]}")
+    cache = HashCache()
     with console.status(f"reading {corpus}"):
-        recorded = _file_record(corpus)
-        docs = read_documents(corpus)
+        docs, recorded = _read_corpus(corpus, cache)
     with (
         console.status(f"building the {backend} index over {len(docs):,} documents"),
         atomic_dir(final, True) as tmp,
@@ -152,9 +175,10 @@ def build_index(
             "searchgym_version": __version__,
             "num_docs": len(docs),
             "corpus": recorded,
-            "files": index_files(tmp),
+            "files": index_files(tmp, cache),
         }
         write_json(tmp / "index.json", manifest)
+    cache.save()  # keyed by (device, inode): still true after the directory is renamed into place
     console.print(f"[green]built[/] {final} ({len(docs):,} documents)")
     return final
 
