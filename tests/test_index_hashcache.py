@@ -9,8 +9,8 @@ import time
 
 import pytest
 
+from searchgym.hashcache import RACY_NS, HashCache, cache_path
 from searchgym.index.build import DamagedIndexError, StaleIndexError, build_index, load_engine
-from searchgym.index.hashcache import RACY_NS, HashCache, cache_path
 from searchgym.io import sha256_file, write_jsonl
 from searchgym.types import Document
 
@@ -109,3 +109,33 @@ def test_disabled_cache_writes_nothing(world, monkeypatch):
     _settle()
     load_engine(world, "bm25s")
     assert not cache_path().exists()
+
+
+def test_world_build_hashes_the_corpus_once(world, tmp_path, monkeypatch):
+    """The verified world build hashes corpus.jsonl while writing it; the index build reuses that hash."""
+    monkeypatch.setattr(
+        "searchgym.hashcache.RACY_NS", 0
+    )  # a 60-entity corpus is milliseconds old when indexed
+    from searchgym.pipeline import build_world
+    from searchgym.world.build import WorldConfig
+
+    out = tmp_path / "built"
+    built = build_world(WorldConfig(seed=0, num_entities=60), out, progress=False)
+    corpus = out / "corpus.jsonl"
+    sha = built.manifest["files"]["corpus.jsonl"]["sha256"]
+    assert sha == sha256_file(corpus) and _cached()[_key(corpus)][3] == sha
+    assert json.loads((out / "index" / "bm25s" / "index.json").read_text())["corpus"]["sha256"] == sha
+
+
+def test_index_build_reuses_a_remembered_corpus_hash(world):
+    """Proof of reuse, not re-hashing: a hash remembered for the corpus's stat key is what index.json records."""
+    from searchgym.hashcache import remember_written
+
+    corpus = world / "corpus.jsonl"
+    _settle()
+    remember_written(corpus, {"sha256": "f" * 64, "bytes": corpus.stat().st_size})
+    path = build_index(world, "bm25s", progress=False)
+    assert json.loads((path / "index.json").read_text())["corpus"]["sha256"] == "f" * 64
+    os.utime(corpus)  # a touched corpus misses the cache and is hashed: the index is then stale
+    with pytest.raises(StaleIndexError, match="corpus.jsonl changed"):
+        load_engine(world, "bm25s")

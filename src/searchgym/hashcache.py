@@ -51,12 +51,18 @@ class HashCache:
             except (OSError, ValueError, AttributeError):
                 pass  # no cache yet, or an unreadable one: every file is hashed
 
-    def sha256(self, path: Path) -> str:
-        """The file's sha256: remembered if its stat key is unchanged, else computed (and remembered)."""
+    def lookup(self, path: Path) -> str | None:
+        """The remembered sha256 of `path` if its stat key is unchanged, else None."""
         st = os.stat(path)
         entry = self.entries.get(_key(st))
-        if entry is not None and entry[:3] == _stamp(st):
-            return entry[3]
+        return entry[3] if entry is not None and entry[:3] == _stamp(st) else None
+
+    def sha256(self, path: Path) -> str:
+        """The file's sha256: remembered if its stat key is unchanged, else computed (and remembered)."""
+        known = self.lookup(path)
+        if known is not None:
+            return known
+        st = os.stat(path)
         digest = sha256_file(path)
         self.remember(path, digest, st)
         return digest
@@ -82,3 +88,13 @@ class HashCache:
             self.entries, self.added = keep, {}
         except OSError:
             pass
+
+
+def remember_written(path: Path, record: dict) -> None:
+    """Remember the sha256 of a file hashed while it was written ({"sha256", "bytes"}), so the next reader of
+    the same bytes need not hash it again (the world build's corpus, read next by the index build)."""
+    st = os.stat(path)
+    if st.st_size == record["bytes"]:
+        cache = HashCache()
+        cache.remember(path, record["sha256"], st)
+        cache.save()

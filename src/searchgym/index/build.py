@@ -18,8 +18,8 @@ from pathlib import Path
 
 from searchgym import __version__
 from searchgym.errors import SearchGymError
+from searchgym.hashcache import HashCache
 from searchgym.index.base import IndexBackend, SearchEngine, backend_class
-from searchgym.index.hashcache import HashCache
 from searchgym.io import atomic_dir, read_jsonl, write_json
 from searchgym.types import Document
 
@@ -69,11 +69,14 @@ def read_documents(corpus: Path, digest=None) -> list[Document]:
 
 
 def _read_corpus(corpus: Path, cache: HashCache) -> tuple[list[Document], dict[str, int | str]]:
-    """(documents, size and sha256 record) from one read of the corpus."""
-    before, digest = os.stat(corpus), hashlib.sha256()
+    """(documents, size and sha256 record) from one read of the corpus: its hash is remembered (the world
+    build hashed it while writing it) or computed in the pass that parses it."""
+    before, known = os.stat(corpus), cache.lookup(corpus)
+    digest = None if known else hashlib.sha256()
     docs = read_documents(corpus, digest)
-    record = {"bytes": before.st_size, "sha256": digest.hexdigest()}
-    cache.remember(corpus, record["sha256"], before)
+    record = {"bytes": before.st_size, "sha256": known or digest.hexdigest()}
+    if not known:
+        cache.remember(corpus, record["sha256"], before)
     if os.stat(corpus).st_size != before.st_size:
         raise StaleIndexError(f"{corpus} changed while it was read; build the index again")
     return docs, record

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from searchgym.config import ConfigError, YamlConfig
+from searchgym.hashcache import remember_written
 from searchgym.io import atomic_dir
 from searchgym.parallel import fork_map, shared, spans
 from searchgym.world.corpus import ArticleWriter
@@ -253,6 +254,7 @@ def build_world(
             info["verification"] = None
             if cfg.verify and engine_for is not None:  # checked above
                 steps("building the index", stage="index")
+                remember_written(tmp / "corpus.jsonl", files["corpus.jsonl"])  # the index build reuses its hash
                 engine = engine_for(tmp)
                 steps("verifying edges", stage="verification")
                 try:
