@@ -84,7 +84,11 @@ def test_every_index_file_is_listed(tmp_path, backend):
     assert _listed(path) == on_disk
     required = {"config.json", "fields.bin", "fields.npy", "url_order.npy", "texts.bin", "offsets.npy"}
     if backend == "bm25s":
-        required |= {f"{n}.npy" for n in ARRAYS + FUZZY_ARRAYS} | {"vocab.bin", "vocab.npy", "vocab_order.npy"}
+        required |= {f"{n}.npy" for n in ARRAYS + FUZZY_ARRAYS} | {
+            "vocab.bin",
+            "vocab.npy",
+            "vocab_order.npy",
+        }
     assert required <= set(on_disk)
 
 
@@ -187,3 +191,20 @@ def test_index_is_byte_identical_across_builds(tmp_path, backend):
     names = {"bm25s": {"docs.npy", "impact_docs.npy", "fuzzy_keys.npy"}, "tantivy": {"tantivy/meta.json"}}
     assert {"index.json", "texts.bin"} | names[backend] <= set(files[0])
     assert _results(load_engine(worlds[0], backend)) == _results(load_engine(worlds[1], backend))
+
+
+def test_older_index_format_is_refused_and_rebuilt(tmp_path):
+    """Format 6 memory-maps fields and vocabulary: a format-5 index (docs.json, vocab.json) is refused in one line."""
+    world = _world(tmp_path)
+    path = build_index(world, "bm25s", progress=False)
+    manifest = json.loads((path / "index.json").read_text())
+    manifest["format"] = INDEX_FORMAT - 1
+    (path / "index.json").write_text(json.dumps(manifest))
+    with pytest.raises(StaleIndexError) as err:
+        load_engine(world, "bm25s")
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"it has index format {INDEX_FORMAT - 1}, this SearchGym reads {INDEX_FORMAT}" in message
+    assert f"run: searchgym index build {world} --backend bm25s" in message
+    build_index(world, "bm25s", progress=False)
+    assert load_engine(world, "bm25s").search("alpha", 1)[0].doc_id == "d0"

@@ -210,8 +210,7 @@ class Bm25sEngine(IndexBackend):
         if not terms or k < 1:
             return []
         docs, scores = self._top_k(terms, k)
-        ids = self.store.ids
-        return [(ids[i], s) for i, s in zip(docs, scores, strict=True)]
+        return list(zip(self.store.doc_ids(docs), scores, strict=True))
 
     def _posting(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """Documents (ascending) and weights of term `t`'s posting list."""

@@ -135,6 +135,14 @@ class DocStore:
             out.append(hit)
         return out
 
+    def doc_ids(self, docs: list[int]) -> list[str]:
+        """`ids[i]` for many documents (inlined for a loaded store, as in `hits`)."""
+        if not isinstance(self.ids, Strings):
+            ids = self.ids
+            return [ids[i] for i in docs]
+        blob, off = self.ids.blob, self.ids.offsets
+        return [blob[off[FIELDS * i] : off[FIELDS * i + 1]].decode("utf-8") for i in docs]
+
     def index_of(self, url: str) -> int | None:
         """The number of the document at `url` (a binary search of `url_order`), or None."""
         if not isinstance(url, str):
