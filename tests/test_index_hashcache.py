@@ -139,3 +139,29 @@ def test_index_build_reuses_a_remembered_corpus_hash(world):
     os.utime(corpus)  # a touched corpus misses the cache and is hashed: the index is then stale
     with pytest.raises(StaleIndexError, match="corpus.jsonl changed"):
         load_engine(world, "bm25s")
+
+
+def test_world_files_are_remembered_and_an_in_place_edit_is_caught(world, tmp_path, monkeypatch):
+    """World.load(check=True) reads the hashes the build computed while writing; an edit with the mtime put
+    back still fails the check."""
+    from searchgym.pipeline import build_world
+    from searchgym.world.build import WorldConfig
+    from searchgym.world.store import World, WorldError
+
+    monkeypatch.setattr("searchgym.hashcache.RACY_NS", 0)
+    out = tmp_path / "built"
+    built = build_world(WorldConfig(seed=0, num_entities=60), out, progress=False)
+    cached = _cached()
+    for name, rec in built.manifest["files"].items():
+        assert cached[_key(out / name)][3] == rec["sha256"], name
+    World.load(out)
+    monkeypatch.setattr("searchgym.hashcache.RACY_NS", RACY_NS)
+    _settle()
+    target = out / "entities.jsonl"
+    st = target.stat()
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(bytes(data))
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with pytest.raises(WorldError, match="entities.jsonl does not match its sha256"):
+        World.load(out)

@@ -254,7 +254,8 @@ def build_world(
             info["verification"] = None
             if cfg.verify and engine_for is not None:  # checked above
                 steps("building the index", stage="index")
-                remember_written(tmp / "corpus.jsonl", files["corpus.jsonl"])  # the index build reuses its hash
+                # hashed while written: the index build reuses the hash
+                remember_written(tmp / "corpus.jsonl", files["corpus.jsonl"])
                 engine = engine_for(tmp)
                 steps("verifying edges", stage="verification")
                 try:
@@ -270,6 +271,9 @@ def build_world(
             steps("writing edges and manifest", stage="writing")
             _, files["edges.jsonl"] = write_chunks(tmp / "edges.jsonl", _edge_lines(graph, failures))
             write_manifest(tmp, info, files)
+            # hashed while written: a checked World.load need not hash them again
+            for name, record in files.items():
+                remember_written(tmp / name, record)
             steps("done")
     finally:
         steps.close()

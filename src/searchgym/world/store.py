@@ -1,7 +1,8 @@
 """The world directory on disk and `World`, its in-memory view.
 
 `World.load(path)` checks every file listed in manifest.json against its sha256 first, so a truncated or tampered
-world fails with a `WorldError` naming the file, never deep inside a parser.
+world fails with a `WorldError` naming the file, never deep inside a parser. A file whose stat key is unchanged
+since it was hashed (by the build, or an earlier check) is not hashed again (`searchgym.hashcache`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from searchgym.errors import SearchGymError
-from searchgym.io import atomic_open, read_json, read_jsonl, sha256_file, write_json
+from searchgym.hashcache import HashCache
+from searchgym.io import atomic_open, read_json, read_jsonl, write_json
 from searchgym.types import Document
 from searchgym.world.claims import Claim, distractor_entities, noise_claims
 from searchgym.world.corpus import url_for
@@ -123,6 +125,15 @@ def write_manifest(directory: Path, info: dict[str, Any], files: dict[str, dict[
 
 
 def check_files(path: Path, manifest: dict[str, Any]) -> None:
+    """Every listed file against its size and sha256 (remembered by stat key: `searchgym.hashcache`)."""
+    cache = HashCache()
+    try:
+        _check_files(path, manifest, cache)
+    finally:
+        cache.save()
+
+
+def _check_files(path: Path, manifest: dict[str, Any], cache: HashCache) -> None:
     rebuild = f"rebuild it with `searchgym world build {path} --overwrite`"
     for name, meta in sorted(manifest.get("files", {}).items()):
         f = path / name
@@ -133,7 +144,7 @@ def check_files(path: Path, manifest: dict[str, Any]) -> None:
                 f"{f} has {f.stat().st_size} bytes but the manifest records {meta['bytes']}: the file is "
                 f"truncated or was modified ({rebuild})"
             )
-        if sha256_file(f) != meta["sha256"]:
+        if cache.sha256(f) != meta["sha256"]:
             raise WorldError(
                 f"{f} does not match its sha256 in manifest.json: the file was modified ({rebuild})"
             )
