@@ -82,11 +82,20 @@ def test_every_index_file_is_listed(tmp_path, backend):
         if p.is_file() and p.name != "index.json" and p.suffix != ".lock"
     )
     assert _listed(path) == on_disk
-    required = {"config.json", "fields.bin", "fields.npy", "url_order.npy", "texts.bin", "offsets.npy"}
+    required = {
+        "config.json",
+        "fields.bin",
+        "fields.npy",
+        "url_hashes.npy",
+        "url_order.npy",
+        "texts.bin",
+        "offsets.npy",
+    }
     if backend == "bm25s":
         required |= {f"{n}.npy" for n in ARRAYS + FUZZY_ARRAYS} | {
             "vocab.bin",
             "vocab.npy",
+            "vocab_hashes.npy",
             "vocab_order.npy",
         }
     assert required <= set(on_disk)
