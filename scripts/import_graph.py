@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 
 LAYERS = [
-    {"__init__", "types", "text", "config", "io", "registry", "http", "models", "errors", "parallel"},
+    {"__init__", "types", "text", "config", "io", "registry", "http", "models", "errors", "parallel", "hashcache"},
     {"world"},
     {"index"},
     {"tasks"},
