@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from searchgym.config import YamlConfig
+from searchgym.demo.pipeline import demo_tasks
 from searchgym.tasks.config import TaskConfig
 from searchgym.trainer.config import TrainConfig
 from searchgym.trainer.presets import resolve_preset
@@ -30,14 +31,7 @@ def smollm2_train_config() -> TrainConfig:
 
 
 def smollm2_tasks() -> TaskConfig:
-    return TaskConfig(
-        max_hops=2,
-        chain_per_hops=150,
-        obfuscated=0,
-        intersection=0,
-        comparison=0,
-        splits={"train": 0.8, "dev": 0.0, "test": 0.2},
-    )
+    return replace(demo_tasks(), chain_per_hops=150)  # the tiny demo's task mix, fewer tasks
 
 
 @dataclass
