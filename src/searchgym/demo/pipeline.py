@@ -232,6 +232,34 @@ def _done(path: Path, overwrite: bool, stage: str = "", cut: dict[str, str] | No
     return path.exists() and not overwrite and stage not in (cut or {})
 
 
+def world_and_tasks(
+    world_dir: Path,
+    seed: int,
+    num_entities: int,
+    tasks_cfg: TaskConfig,
+    overwrite: bool,
+    stage: Callable[[str], None],
+) -> list:
+    """The demos' first stages: the world (with its index) and the task set "demo", each built unless it exists."""
+    from searchgym.index.build import build_index
+    from searchgym.pipeline import build_world
+    from searchgym.tasks.store import load_tasks, save_tasks
+    from searchgym.tasks.synth import build_tasks
+    from searchgym.world.build import WorldConfig
+    from searchgym.world.store import World
+
+    task_dir = world_dir / "tasks" / "demo"
+    if not _done(world_dir / "manifest.json", overwrite):
+        build_world(WorldConfig(seed=seed, num_entities=num_entities), world_dir, True, progress=False)
+    build_index(world_dir, progress=False)
+    stage("tasks")
+    if not _done(task_dir / "tasks.jsonl", overwrite):
+        tcfg = replace(tasks_cfg, seed=seed)
+        tasks = build_tasks(World.load(world_dir), tcfg, progress=False)
+        save_tasks(tasks, world_dir, "demo", tcfg.to_dict(), overwrite=True)
+    return load_tasks(task_dir)
+
+
 def rl_name(cfg: DemoConfig) -> str:
     estimator = cfg.train.estimator
     return {"grpo": "GRPO", "trac": "TRAC-GRPO"}.get(estimator, f"GRPO ({estimator} estimator)")
@@ -249,14 +277,11 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
     from searchgym.demo.report import write_report
     from searchgym.eval.harness import eval_meta, summarize
     from searchgym.eval.report import write_eval_dir
-    from searchgym.index.build import build_index, load_engine
+    from searchgym.index.build import load_engine
     from searchgym.models.card import ModelCard, write_card
-    from searchgym.pipeline import build_world
-    from searchgym.tasks.store import load_tasks, save_tasks
-    from searchgym.tasks.synth import build_tasks
+    from searchgym.tasks.store import save_tasks
     from searchgym.trainer.grpo import read_metrics, train
     from searchgym.trainer.sft import SFTRunConfig, build_tokenizer, load_transcripts, run_sft
-    from searchgym.world.build import WorldConfig
     from searchgym.world.store import World
 
     datasets.disable_progress_bars()  # the demo's own bars show every stage; no per-dataset-map bars between them
@@ -291,17 +316,7 @@ def run_demo(cfg: DemoConfig, overwrite: bool = False) -> Path:
                 )
 
         stage("world")
-        if not _done(world_dir / "manifest.json", overwrite):
-            build_world(
-                WorldConfig(seed=cfg.seed, num_entities=cfg.num_entities), world_dir, True, progress=False
-            )
-        build_index(world_dir, progress=False)
-        stage("tasks")
-        if not _done(task_dir / "tasks.jsonl", overwrite):
-            tcfg = replace(cfg.tasks, seed=cfg.seed)
-            tasks = build_tasks(World.load(world_dir), tcfg, progress=False)
-            save_tasks(tasks, world_dir, "demo", tcfg.to_dict(), overwrite=True)
-        tasks = load_tasks(task_dir)
+        tasks = world_and_tasks(world_dir, cfg.seed, cfg.num_entities, cfg.tasks, overwrite, stage)
         stage("oracle transcripts")
         sft_tasks, rl_tasks = split_train_tasks(tasks, cfg.sft_task_share, cfg.seed)
         if cfg.sft_task_share < 1:

@@ -147,21 +147,24 @@ def run_smollm2_demo(cfg: SmolDemoConfig, overwrite: bool = False) -> Path:
     from transformers import AutoTokenizer
 
     from searchgym.agents.oracle import Oracle, save_transcripts
-    from searchgym.demo.pipeline import _done, eval_config, evaluate_model, held_out_tasks, rl_name
+    from searchgym.demo.pipeline import (
+        _done,
+        eval_config,
+        evaluate_model,
+        held_out_tasks,
+        rl_name,
+        world_and_tasks,
+    )
     from searchgym.demo.progress import SafetyStop, StepBar, demo_progress, eval_bar
     from searchgym.demo.report import write_report
     from searchgym.eval.harness import eval_meta, summarize
     from searchgym.eval.report import write_eval_dir
-    from searchgym.index.build import build_index, load_engine
+    from searchgym.index.build import load_engine
     from searchgym.io import atomic_dir, atomic_write_text, read_json, write_json, write_jsonl
     from searchgym.models.card import ModelCard, write_card
     from searchgym.models.load import load_model_and_tokenizer
-    from searchgym.pipeline import build_world
-    from searchgym.tasks.store import load_tasks, save_tasks
-    from searchgym.tasks.synth import build_tasks
     from searchgym.trainer.grpo import _peft_config, read_metrics, train
     from searchgym.trainer.sft import SFTRunConfig, load_transcripts, run_sft
-    from searchgym.world.build import WorldConfig
     from searchgym.world.store import World
 
     datasets.disable_progress_bars()
@@ -187,17 +190,7 @@ def run_smollm2_demo(cfg: SmolDemoConfig, overwrite: bool = False) -> Path:
             progress.update(stages, description=f"demo smollm2: {name}", advance=1)
 
         stage("world")
-        if not _done(world_dir / "manifest.json", overwrite):
-            build_world(
-                WorldConfig(seed=cfg.seed, num_entities=cfg.num_entities), world_dir, True, progress=False
-            )
-        build_index(world_dir, progress=False)
-        stage("tasks")
-        if not _done(task_dir / "tasks.jsonl", overwrite):
-            tcfg = replace(cfg.tasks, seed=cfg.seed)
-            tasks = build_tasks(World.load(world_dir), tcfg, progress=False)
-            save_tasks(tasks, world_dir, "demo", tcfg.to_dict(), overwrite=True)
-        tasks = load_tasks(task_dir)
+        tasks = world_and_tasks(world_dir, cfg.seed, cfg.num_entities, cfg.tasks, overwrite, stage)
         stage("base model")
         base = out / "base"
         if not _done(base / "model.safetensors", overwrite):
