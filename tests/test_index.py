@@ -286,3 +286,39 @@ def test_typo_matches_rank_below_exact_matches(backend):
     engine = engine_from_documents(docs, backend)
     assert engine.search("Marie Curie father", 1)[0].doc_id == "person/3"
     assert engine.search("Fother Gesstea", 1)[0].doc_id == "person/9"
+
+
+def test_typo_of_a_word_whose_stem_is_further_away():
+    """A typo is an edit of the word as written: `Taismeasino` is one edit from the corpus word `Taismeasion`
+    but four from its stem `taismeas`, `Lithhokdal` one from `Lithhokdale` (stem `lithhokdal`) but its own
+    stem is `lithhokd`. Both must still find their article (they did not when only stems were matched)."""
+    docs = [
+        *DOCS,
+        Document("org/1", "https://w/Taismeasion_Association", "Taismeasion Association", "A guild."),
+        Document("place/1", "https://w/Lithhokdale", "Lithhokdale", "Lithhokdale is a town."),
+        Document("org/2", "https://w/Taismeasa_Association", "Taismeasa Association", "Another guild."),
+    ]
+    engine = engine_from_documents(docs, "bm25s")
+    assert engine.search("Taismeasino Association", 1)[0].doc_id == "org/1"
+    assert engine.search("Lithhokdal", 1)[0].doc_id == "place/1"
+    assert engine.search("Taismeasion Association", 1)[0].doc_id == "org/1"  # exact still first
+
+
+def test_a_typo_that_is_another_indexed_word_still_counts_its_neighbours():
+    """`Corea Foods` for `Corba Foods`: `corea` is indexed (a town), so it is no unknown word to correct; its
+    one-edit neighbour `corba` still counts at `near_weight`, which lifts Corba Foods above the other Foods
+    articles (tied without it). Exact spellings keep their own articles first."""
+    docs = [
+        *DOCS,
+        Document("place/7", "https://w/Corea", "Corea", "Corea is a town on a river with a long history."),
+        Document("org/8", "https://w/Pelt_Foods", "Pelt Foods", "Pelt Foods is a company."),
+        Document("org/7", "https://w/Corba_Foods", "Corba Foods", "Corba Foods is a company."),
+        Document("org/9", "https://w/Dun_Foods", "Dun Foods", "Dun Foods is a company."),
+    ]
+    engine = engine_from_documents(docs, "bm25s")
+    hits = engine.search("Corea Foods", 3)
+    assert [h.doc_id for h in hits] == ["place/7", "org/7", "org/8"] and hits[1].score > hits[2].score
+    assert engine.search("Corea", 1)[0].doc_id == "place/7"
+    assert engine.search("Corba Foods", 1)[0].doc_id == "org/7"
+    strict = engine_from_documents(docs, "bm25s", near_weight=0.0).search("Corea Foods", 3)
+    assert [h.doc_id for h in strict] == ["place/7", "org/8", "org/7"] and strict[1].score == strict[2].score

@@ -133,22 +133,28 @@ def test_batch_equals_single_on_a_world(world, engine):
 
 
 def test_fuzzy_candidates_equal_a_scan_of_the_vocabulary(engine):
-    """One search for a word and its stem finds exactly the vocabulary terms within one edit of either."""
+    """One search for a word and its stem finds exactly the vocabulary terms within one edit of either, or
+    within one edit of a corpus word whose stem the term is."""
     from searchgym.index.text import _one_edit
 
     vocab, fuzzy, tok = list(engine.vocab), engine.fuzzy, Tokenizer()
+    surface = list(zip(engine.surface, fuzzy.surface_terms, strict=True))
+    assert surface and all(tok.stem(w) == vocab[t] != w for w, t in surface)
     rng = random.Random(4)
     words = []
-    for term in rng.sample([t for t in vocab if len(t) >= 5], 60):
+    for term in rng.sample([t for t in vocab if len(t) >= 5], 60) + rng.sample([w for w, _ in surface], 30):
         i = rng.randrange(len(term))
         words += [term[:i] + term[i + 1 :], term[:i] + "q" + term[i:], term + "ing", term[:3]]
     for word in words:
         stem = tok.stem(word)
-        near = [
-            t
-            for t, v in enumerate(vocab)
-            if any(len(w) >= fuzzy.min_chars and _one_edit(w, v) for w in (word, stem))
-        ]
+        indexed = [*enumerate(vocab), *((t, w) for w, t in surface)]
+        near = sorted(
+            {
+                t
+                for t, v in indexed
+                if any(len(w) >= fuzzy.min_chars and _one_edit(w, v) for w in (word, stem))
+            }
+        )
         assert fuzzy.candidates(word, stem) == near, word
         assert fuzzy.candidates(word, stem) == fuzzy.candidates(word, stem)  # cached, same answer
 

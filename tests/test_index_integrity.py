@@ -97,6 +97,8 @@ def test_every_index_file_is_listed(tmp_path, backend):
             "vocab.npy",
             "vocab_hashes.npy",
             "vocab_order.npy",
+            "surface.bin",
+            "surface.npy",
         }
     assert required <= set(on_disk)
 

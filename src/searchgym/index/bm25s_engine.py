@@ -62,7 +62,9 @@ def _load_kernel():
 
 KERNEL = _load_kernel()
 ARRAYS = ("docs", "weights", "starts", "impact_docs", "impact_weights", "impact_starts")
-FUZZY_ARRAYS = ("fuzzy_keys", "fuzzy_terms")  # FuzzyVocab's deletion index
+# FuzzyVocab's deletion index (keys, indexed word ids) and the term of each surface word
+# and each term's one-edit neighbours (`near_terms[near_starts[t]:near_starts[t + 1]]`, Bm25sConfig.near_weight)
+FUZZY_ARRAYS = ("fuzzy_keys", "fuzzy_words", "fuzzy_surface_terms", "near_starts", "near_terms")
 
 
 class Vocab:
@@ -96,8 +98,12 @@ class Bm25sConfig(YamlConfig):
     fuzzy: bool = True  # out-of-vocabulary query words match vocabulary words within one edit
     fuzzy_min_chars: int = 4  # shorter words are never corrected
     fuzzy_weight: float = (
-        0.25  # a typo match counts this much of an exact match (Meilisearch ranks exact first)
+        0.5  # a typo match counts this much of an exact match (Meilisearch ranks exact first)
     )
+    # a word in the vocabulary also matches its one-edit neighbours at this weight (0: never): a typo can land
+    # on another indexed word, which in a 1M-entity world is the usual case for a misspelt name. Query weights
+    # that are powers of two keep every float64 score sum exact, so the kernel and numpy paths agree bit for bit
+    near_weight: float = 0.125
     # postings kept in weight order per long list; a query that needs more reads the list whole. Speed
     # only: results are exact at any depth.
     impact_depth: int = 4096
@@ -107,8 +113,16 @@ class Bm25sEngine(IndexBackend):
     name = "bm25s"
     config_class = Bm25sConfig
 
-    def __init__(self, store: DocStore, vocab: Vocab, arrays: dict[str, np.ndarray], config: Bm25sConfig):
-        self.store, self.config, self.vocab = store, config, vocab
+    def __init__(
+        self,
+        store: DocStore,
+        vocab: Vocab,
+        arrays: dict[str, np.ndarray],
+        config: Bm25sConfig,
+        surface: Sequence[str],
+    ):
+        """`surface`: the corpus words whose stem is not the word itself (typo matching, `FuzzyVocab`)."""
+        self.store, self.config, self.vocab, self.surface = store, config, vocab, surface
         for name in ARRAYS + FUZZY_ARRAYS:
             setattr(self, name, arrays[name])
         starts, impact_starts = arrays["starts"], arrays["impact_starts"]
@@ -119,9 +133,20 @@ class Bm25sEngine(IndexBackend):
         self.num_docs = len(store)
         self.tokenizer = Tokenizer()
         self.fuzzy = (
-            FuzzyVocab(vocab, arrays["fuzzy_keys"], arrays["fuzzy_terms"], config.fuzzy_min_chars)
+            FuzzyVocab(
+                vocab,
+                arrays["fuzzy_keys"],
+                arrays["fuzzy_words"],
+                config.fuzzy_min_chars,
+                surface,
+                arrays["fuzzy_surface_terms"],
+            )
             if config.fuzzy
             else None
+        )
+        self._near_starts, self._near_terms = (
+            memoryview(arrays["near_starts"]),
+            memoryview(arrays["near_terms"]),
         )
         self._terms: dict[str, tuple[tuple[int, float], ...]] = {}  # query word -> weighted term ids
         # term id -> its `meta` row (a dict lookup beats numpy indexing)
@@ -136,14 +161,24 @@ class Bm25sEngine(IndexBackend):
         """`workers`: processes tokenising the corpus (None: the machine's cores for corpora of PARALLEL_DOCS
         documents or more, else 1); the index is the same for any number."""
         config = config or Bm25sConfig()
-        vocab, ids, lengths = tokenize_corpus(docs, config.title_weight, workers)
+        vocab, surface, ids, lengths = tokenize_corpus(docs, config.title_weight, workers)
         if not vocab:
             vocab[""] = 0  # bm25s needs at least one column; the empty term never matches a query
         data, indices, indptr = lucene_weights(ids, lengths, len(vocab), config.k1, config.b)
         del ids
         arrays = _arrays(data, indices, indptr, len(docs), config.impact_depth)
-        arrays["fuzzy_keys"], arrays["fuzzy_terms"] = FuzzyVocab.index(list(vocab))
-        return cls(DocStore.from_documents(docs), Vocab.of(list(vocab)), arrays, config)
+        arrays["fuzzy_keys"], arrays["fuzzy_words"] = FuzzyVocab.index([*vocab, *surface])
+        arrays["fuzzy_surface_terms"] = np.fromiter(surface.values(), dtype=np.int32, count=len(surface))
+        fuzzy = FuzzyVocab(
+            list(vocab),
+            arrays["fuzzy_keys"],
+            arrays["fuzzy_words"],
+            config.fuzzy_min_chars,
+            list(surface),
+            arrays["fuzzy_surface_terms"],
+        )
+        arrays["near_starts"], arrays["near_terms"] = neighbour_lists(fuzzy, len(docs), workers)
+        return cls(DocStore.from_documents(docs), Vocab.of(list(vocab)), arrays, config, list(surface))
 
     @classmethod
     def build_into(cls, docs: list[Document], directory: Path, config: Bm25sConfig | None = None) -> None:
@@ -154,6 +189,9 @@ class Bm25sEngine(IndexBackend):
         for name in ARRAYS + FUZZY_ARRAYS:
             np.save(directory / f"{name}.npy", getattr(self, name))
         write_strings(directory / "vocab.bin", directory / "vocab.npy", [t.encode() for t in self.vocab])
+        write_strings(
+            directory / "surface.bin", directory / "surface.npy", [w.encode() for w in self.surface]
+        )
         self.vocab.index.save(directory / "vocab_hashes.npy", directory / "vocab_order.npy")
         write_json(directory / "config.json", self.config.to_dict())
 
@@ -166,7 +204,8 @@ class Bm25sEngine(IndexBackend):
         terms = Strings(*read_strings(directory / "vocab.bin", directory / "vocab.npy"))
         index = HashIndex.load(terms, directory / "vocab_hashes.npy", directory / "vocab_order.npy")
         vocab = Vocab(terms, index)
-        return cls(DocStore.load(directory), vocab, arrays, config)
+        surface = Strings(*read_strings(directory / "surface.bin", directory / "surface.npy"))
+        return cls(DocStore.load(directory), vocab, arrays, config, surface)
 
     # ---- querying -------------------------------------------------------------------------------------
     def _word_terms(self, word: str) -> tuple[tuple[int, float], ...]:
@@ -175,13 +214,14 @@ class Bm25sEngine(IndexBackend):
         never outranks an exact one on a rare word)."""
         if not self.tokenizer.keeps(word):
             return ()
-        i = self.vocab.get(self.tokenizer.stem(word))
-        if i is not None:
-            return ((i, 1.0),)
-        if self.fuzzy is None:
-            return ()
         stem = self.tokenizer.stem(word)
-        return tuple((j, self.config.fuzzy_weight) for j in self.fuzzy.candidates(word, stem))
+        i = self.vocab.get(stem)
+        if self.fuzzy is None or (i is not None and not self.config.near_weight):
+            return () if i is None else ((i, 1.0),)
+        if i is None:
+            return tuple((j, self.config.fuzzy_weight) for j in self.fuzzy.candidates(word, stem))
+        near = self._near_terms[self._near_starts[i] : self._near_starts[i + 1]].tolist()
+        return ((i, 1.0), *((j, self.config.near_weight) for j in near))
 
     def query_terms(self, query: str) -> dict[int, float]:
         """Term id -> weight summed over the query's words."""
@@ -531,8 +571,11 @@ def lucene_weights(
     return weights, doc.astype(np.int32), indptr
 
 
-def _tokenize_span(span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Term ids (back to back), lengths and the local vocabulary (first-occurrence order) of documents [a, b)."""
+def _tokenize_span(
+    span: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray, list[str], list[tuple[str, int]]]:
+    """Term ids (back to back), lengths, the local vocabulary (first-occurrence order) and the surface words
+    (word, local term id; first-occurrence order) of documents [a, b)."""
     docs, title_weight = shared()["docs"], shared()["title_weight"]
     tok, vocab, seen = Tokenizer(), {}, {}
     ids, lengths = array("i"), array("q")
@@ -540,28 +583,57 @@ def _tokenize_span(span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, list[
         row = tok.term_ids(d.title, vocab, seen) * title_weight + tok.term_ids(d.text, vocab, seen)
         ids.extend(row)
         lengths.append(len(row))
-    return np.frombuffer(ids, dtype=np.int32), np.frombuffer(lengths, dtype=np.int64), list(vocab)
+    terms = list(vocab)
+    surface = [(w, i) for w, i in seen.items() if i >= 0 and terms[i] != w]
+    return np.frombuffer(ids, dtype=np.int32), np.frombuffer(lengths, dtype=np.int64), terms, surface
 
 
 def tokenize_corpus(
     docs: list[Document], title_weight: int, workers: int | None = None
-) -> tuple[dict[str, int], np.ndarray, np.ndarray]:
-    """(vocabulary term -> id in first-occurrence order, term ids back to back, document lengths). Spans of
-    documents are tokenised in forked workers and their local vocabularies merged in span order, which assigns
-    every term the id a single pass over the corpus would: the output never depends on `workers`."""
+) -> tuple[dict[str, int], dict[str, int], np.ndarray, np.ndarray]:
+    """(vocabulary term -> id in first-occurrence order, surface word -> its term's id for the corpus words
+    whose stem is not the word itself, term ids back to back, document lengths). Spans of documents are
+    tokenised in forked workers and their local vocabularies merged in span order, which assigns every term the
+    id a single pass over the corpus would: the output never depends on `workers`."""
     n = len(docs)
     if workers is None:
         workers = min(os.cpu_count() or 1, 8) if n >= PARALLEL_DOCS else 1
     vocab: dict[str, int] = {}
+    surface: dict[str, int] = {}
     ids, lengths = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
     parts = fork_map(
         _tokenize_span, spans(n, -(-n // max(workers, 1))), workers, docs=docs, title_weight=title_weight
     )
-    for local_ids, local_lengths, local_vocab in parts:
+    for local_ids, local_lengths, local_vocab, local_surface in parts:
         to_global = np.array([vocab.setdefault(t, len(vocab)) for t in local_vocab], dtype=np.int64)
+        for w, i in local_surface:
+            surface.setdefault(w, int(to_global[i]))
         ids.append(to_global[local_ids])
         lengths.append(local_lengths)
-    return vocab, np.concatenate(ids), np.concatenate(lengths)
+    return vocab, surface, np.concatenate(ids), np.concatenate(lengths)
+
+
+def _neighbours_span(span: tuple[int, int]) -> list[list[int]]:
+    return shared()["fuzzy"].neighbours(span)
+
+
+def neighbour_lists(
+    fuzzy: FuzzyVocab, num_docs: int, workers: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, terms): every vocabulary term's one-edit neighbours back to back (`FuzzyVocab.neighbours`),
+    computed in forked workers for large corpora (the same arrays for any number of workers)."""
+    n = len(fuzzy.vocab)
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 8) if num_docs >= PARALLEL_DOCS else 1
+    lists = [
+        row
+        for part in fork_map(_neighbours_span, spans(n, -(-n // max(workers, 1))), workers, fuzzy=fuzzy)
+        for row in part
+    ]
+    starts = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum([len(r) for r in lists], out=starts[1:])
+    terms = np.fromiter((j for r in lists for j in r), dtype=np.int32, count=int(starts[-1]))
+    return starts, terms
 
 
 def _arrays(data, indices, indptr, num_docs: int, depth: int) -> dict[str, np.ndarray]:

@@ -26,7 +26,7 @@ from searchgym.types import Document
 # Chosen by bench/bench_search.py on a 100k-document world: bm25s (our exact numpy top-k) answers single
 # queries faster than tantivy (median 0.11 ms vs 0.25 ms) and verifies edges faster; see docs/search.md.
 DEFAULT_BACKEND = "bm25s"
-INDEX_FORMAT = 6  # 6: memory-mapped document fields and vocabulary (docs.json, vocab.json gone)
+INDEX_FORMAT = 7  # 6: memory-mapped document fields and vocabulary; 7: surface words in the typo index
 
 
 class SearchIndexError(SearchGymError, RuntimeError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import Stemmer
@@ -69,56 +69,100 @@ class FuzzyVocab:
 
     A deletion index (SymSpell's idea): two strings are within one edit only if one is the other minus a
     character or both give the same string when one character is deleted from each. The index holds the
-    crc32 of every term and of each of its one-character deletions (`index`: sorted keys and their term
-    ids), built with the index and saved next to it. A lookup hashes the word and its deletions (len + 1
-    keys, one binary search) and checks each term found exactly, so a hash collision never matches.
-    Words shorter than `min_chars` are never corrected (too many neighbours to mean anything), as in
-    Meilisearch's default typo rules.
+    crc32 of every indexed word and of each of its one-character deletions (`index`: sorted keys and their
+    word ids), built with the index and saved next to it. A lookup hashes the word and its deletions (len + 1
+    keys, one binary search) and checks each word found exactly, so a hash collision never matches.
+
+    The indexed words are the vocabulary's terms (stems), then `surface`: the corpus words whose stem differs
+    from the word itself, each standing for its stem's term (`surface_terms`). A typo is an edit of the word
+    as written, and stemming can move it further: `Taismeasino` is one edit from the corpus word
+    `Taismeasion` but four from its stem `taismeas`. Words shorter than `min_chars` are never corrected (too
+    many neighbours to mean anything), as in Meilisearch's default typo rules.
     """
 
-    def __init__(self, vocab: list[str], keys: np.ndarray, terms: np.ndarray, min_chars: int = 4):
-        self.vocab, self.keys, self.terms, self.min_chars = vocab, keys, terms, min_chars
+    def __init__(
+        self,
+        vocab: Sequence[str],
+        keys: np.ndarray,
+        words: np.ndarray,
+        min_chars: int = 4,
+        surface: Sequence[str] = (),
+        surface_terms: Sequence[int] = (),
+    ):
+        self.vocab, self.keys, self.words, self.min_chars = vocab, keys, words, min_chars
+        self.surface, self.surface_terms = surface, surface_terms
         self._cache: dict[tuple[str, ...], list[int]] = {}  # like the stem cache (agents repeat their typos)
         # zero-copy views: indexing them gives Python ints without a numpy call per key found
-        self._keys_view, self._terms_view = memoryview(keys), memoryview(terms)
+        self._keys_view, self._words_view = memoryview(keys), memoryview(words)
+        self._surface_terms_view = memoryview(np.asarray(surface_terms, dtype=np.int32))
 
     @staticmethod
-    def index(vocab: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(keys, term ids) sorted by key: the crc32 of every term and of its distinct deletions."""
-        keys, terms = [], []
-        for i, term in enumerate(vocab):
-            variants = _variants(term)
+    def index(words: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, word ids) sorted by key: the crc32 of every word and of its distinct deletions."""
+        keys, ids = [], []
+        for i, word in enumerate(words):
+            variants = _variants(word)
             keys.extend(_crc(v) for v in variants)
-            terms.extend([i] * len(variants))
-        keys_a, terms_a = np.asarray(keys, dtype=np.uint32), np.asarray(terms, dtype=np.int32)
-        order = np.lexsort((terms_a, keys_a))
-        return keys_a[order], terms_a[order]
+            ids.extend([i] * len(variants))
+        keys_a, ids_a = np.asarray(keys, dtype=np.uint32), np.asarray(ids, dtype=np.int32)
+        order = np.lexsort((ids_a, keys_a))
+        return keys_a[order], ids_a[order]
 
     def candidates(self, *words: str) -> list[int]:
-        """Vocabulary ids within one edit of any of `words`, ascending (deterministic): one binary search
-        for the hashes of all their variants."""
+        """Vocabulary ids within one edit of any of `words` (directly or through a surface word), ascending
+        (deterministic): one binary search for the hashes of all their variants."""
         words = tuple(dict.fromkeys(w for w in words if len(w) >= self.min_chars))
         if not words:
             return []
         found = self._cache.get(words)
         if found is None:
-            owners, probes = [], []
-            for w in words:
-                variants = _variants(w)
-                owners += [w] * len(variants)
-                probes += [_crc(v) for v in variants]
-            keys, terms, n = self._keys_view, self._terms_view, len(self._keys_view)
-            pairs = set()  # (word, term id) sharing a key: checked against that word only
-            starts = self.keys.searchsorted(np.array(probes, dtype=np.uint32)).tolist()
-            for i, key, w in zip(starts, probes, owners, strict=True):
-                while i < n and keys[i] == key:  # the run of equal keys (one search instead of two)
-                    pairs.add((w, terms[i]))
-                    i += 1
-            vocab = self.vocab
-            found = sorted({t for w, t in pairs if _one_edit(w, vocab[t])})
+            found = self._lookup(words)
             if len(self._cache) < 100_000:
                 self._cache[words] = found
         return found
+
+    def neighbours(self, span: tuple[int, int]) -> list[list[int]]:
+        """For each vocabulary term in [a, b): the other terms within one edit of it or of a surface word of
+        it (ascending); what a query word that is itself indexed may have been meant as."""
+        forms: dict[int, list[str]] = {}
+        a, b = span
+        for w, t in zip(self.surface, self.surface_terms, strict=True):
+            if a <= t < b:
+                forms.setdefault(int(t), []).append(w)
+        out = []
+        for t in range(a, b):
+            words = tuple(w for w in (self.vocab[t], *forms.get(t, ())) if len(w) >= self.min_chars)
+            out.append([j for j in self._lookup(words) if j != t] if words else [])
+        return out
+
+    def _lookup(self, words: tuple[str, ...]) -> list[int]:
+        """Vocabulary ids within one edit of any of `words` (each at least `min_chars` long)."""
+        owners, probes = [], []
+        for w in words:
+            variants = _variants(w)
+            owners += [w] * len(variants)
+            probes += [_crc(v) for v in variants]
+        keys, ids, n = self._keys_view, self._words_view, len(self._keys_view)
+        pairs = set()  # (word, indexed word id) sharing a key: checked against that word only
+        starts = self.keys.searchsorted(np.array(probes, dtype=np.uint32)).tolist()
+        for i, key, w in zip(starts, probes, owners, strict=True):
+            while i < n and keys[i] == key:  # the run of equal keys (one search instead of two)
+                pairs.add((w, ids[i]))
+                i += 1
+        vocab, surface, surface_terms, nv = (
+            self.vocab,
+            self.surface,
+            self._surface_terms_view,
+            len(self.vocab),
+        )
+        found = set()
+        for w, j in pairs:  # most of a build's neighbour pass: kept free of calls
+            if j < nv:
+                if _one_edit(w, vocab[j]):
+                    found.add(j)
+            elif _one_edit(w, surface[j - nv]):
+                found.add(surface_terms[j - nv])
+        return sorted(found)
 
 
 def _variants(word: str) -> set[str]:
