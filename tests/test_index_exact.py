@@ -195,3 +195,33 @@ def test_tokenising_in_workers_builds_the_same_index(world):
     assert list(three.vocab) == list(one.vocab)
     for name in ("docs", "weights", "starts", "impact_docs", "impact_weights", "impact_starts"):
         assert np.array_equal(getattr(three, name), getattr(one, name)), name
+
+
+def test_neighbour_lists_equal_a_scan_of_the_vocabulary(engine):
+    """Each term in at most NEAR_MAX_DF documents lists exactly the other terms within one edit of it or of one
+    of its surface words, directly or through theirs; a more common term lists none."""
+    from searchgym.index.bm25s_engine import NEAR_MAX_DF
+    from searchgym.index.text import _one_edit
+
+    vocab, fuzzy = list(engine.vocab), engine.fuzzy
+    forms: dict[int, list[str]] = {t: [w] for t, w in enumerate(vocab)}
+    for w, t in zip(engine.surface, fuzzy.surface_terms, strict=True):
+        forms[int(t)].append(w)
+    indexed = [(t, w) for t, ws in forms.items() for w in ws]
+    df = engine.meta[:, 1]
+    rng = random.Random(5)
+    common = [t for t in range(len(vocab)) if df[t] > NEAR_MAX_DF]
+    sample = rng.sample([t for t in range(len(vocab)) if df[t] <= NEAR_MAX_DF], 150) + common[:20]
+    assert common, "the world should have common terms"
+    listed = 0
+    for t in sample:
+        got = engine._near_terms[engine._near_starts[t] : engine._near_starts[t + 1]].tolist()
+        mine = [w for w in forms[t] if len(w) >= fuzzy.min_chars]
+        want = (
+            sorted({u for u, v in indexed if u != t and any(_one_edit(w, v) for w in mine)})
+            if df[t] <= NEAR_MAX_DF
+            else []
+        )
+        assert got == want, vocab[t]
+        listed += bool(got)
+    assert listed >= 10  # the sample exercises real neighbour lists

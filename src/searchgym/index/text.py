@@ -121,9 +121,10 @@ class FuzzyVocab:
                 self._cache[words] = found
         return found
 
-    def neighbours(self, span: tuple[int, int]) -> list[list[int]]:
-        """For each vocabulary term in [a, b): the other terms within one edit of it or of a surface word of
-        it (ascending); what a query word that is itself indexed may have been meant as."""
+    def neighbours(self, span: tuple[int, int], eligible: Sequence[int]) -> list[list[int]]:
+        """For each vocabulary term t in [a, b): if `eligible[t]`, the other terms within one edit of it or of
+        a surface word of it (ascending), what a query word that is itself indexed may have been meant as;
+        else none."""
         forms: dict[int, list[str]] = {}
         a, b = span
         for w, t in zip(self.surface, self.surface_terms, strict=True):
@@ -131,6 +132,9 @@ class FuzzyVocab:
                 forms.setdefault(int(t), []).append(w)
         out = []
         for t in range(a, b):
+            if not eligible[t]:
+                out.append([])
+                continue
             words = tuple(w for w in (self.vocab[t], *forms.get(t, ())) if len(w) >= self.min_chars)
             out.append([j for j in self._lookup(words) if j != t] if words else [])
         return out
