@@ -213,9 +213,9 @@ class Bm25sEngine(IndexBackend):
 
     # ---- querying -------------------------------------------------------------------------------------
     def _word_terms(self, word: str) -> tuple[tuple[int, float], ...]:
-        """A lower-cased query word's weighted term ids: none for a stop word, its stem (weight 1) if indexed,
-        else every vocabulary term within one edit of the word or its stem at `fuzzy_weight` (so a typo match
-        never outranks an exact one on a rare word)."""
+        """A lower-cased query word's weighted term ids: none for a stop word; its stem (weight 1) if indexed,
+        plus the stem's one-edit neighbours at `near_weight` (a typo can be another word; rare terms only);
+        else every vocabulary term within one edit of the word or its stem at `fuzzy_weight`."""
         if not self.tokenizer.keeps(word):
             return ()
         stem = self.tokenizer.stem(word)

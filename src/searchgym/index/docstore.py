@@ -1,6 +1,6 @@
 """Documents an index serves, stored next to it so loading never re-reads or re-parses corpus.jsonl.
 
-On disk (index format 6), every part memory-mapped at load and decoded only when a hit or a look-up needs it:
+On disk (index format 6 and later), every part memory-mapped at load and decoded only when a hit or a look-up needs it:
 - `texts.bin` (all texts, UTF-8, back to back) and `offsets.npy` (byte offsets, n + 1);
 - `fields.bin` / `fields.npy`: each document's id, url, title and entity (a missing entity is the one byte 0xff,
   never valid UTF-8), back to back in that order, with their byte offsets (4n + 1);
