@@ -19,7 +19,9 @@ _SHARED: dict[str, Any] = {}
 
 
 def _default_sigterm() -> None:
+    """Worker initializer: the default SIGTERM action, then SIGTERM unblocked (see `fork_map`)."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def shared() -> dict[str, Any]:
@@ -43,13 +45,24 @@ def fork_map(
     try:
         if workers > 1 and len(items) > 1:
             # Workers get the default SIGTERM action back: a handler inherited from the parent (our temp-file
-            # cleanup, Ray's) made them survive Pool.terminate(), and joining them then hung forever.
-            pool = multiprocessing.get_context("fork").Pool(min(workers, len(items)), _default_sigterm)
+            # cleanup, Ray's) made them survive Pool.terminate(), and joining them then hung forever. They are
+            # forked with SIGTERM blocked and unblock it once the default action is in place: a SIGTERM that
+            # arrived before (CPython drops a signal caught between fork and its after-fork reset) stays pending
+            # and then ends the worker, instead of being lost and leaving Pool.join() waiting forever.
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+            try:
+                pool = multiprocessing.get_context("fork").Pool(min(workers, len(items)), _default_sigterm)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+            done = False
             try:
                 yield from pool.imap(fn, items)
-                pool.close()  # all results are in: workers exit on their own
+                done = True
             finally:
-                pool.terminate()  # no-op after close() + exit; stops workers if the caller stopped early
+                if done:
+                    pool.close()  # all results are in: workers exit on the pool's sentinels, no signal sent
+                else:
+                    pool.terminate()  # the caller stopped early (an error, or it left the loop)
                 pool.join()
         else:
             for item in items:
