@@ -65,8 +65,8 @@ def _load_kernel():
 
 KERNEL = _load_kernel()
 ARRAYS = ("docs", "weights", "starts", "impact_docs", "impact_weights", "impact_starts")
-# FuzzyVocab's deletion index (keys, indexed word ids) and the term of each surface word
-# and each term's one-edit neighbours (`near_terms[near_starts[t]:near_starts[t + 1]]`, Bm25sConfig.near_weight)
+# FuzzyVocab's deletion index (keys, indexed word ids), the term of each surface word, and each term's one-edit
+# neighbours (`near_terms[near_starts[t]:near_starts[t + 1]]`, Bm25sConfig.near_weight)
 FUZZY_ARRAYS = ("fuzzy_keys", "fuzzy_words", "fuzzy_surface_terms", "near_starts", "near_terms")
 
 
@@ -164,6 +164,7 @@ class Bm25sEngine(IndexBackend):
         """`workers`: processes tokenising the corpus (None: the machine's cores for corpora of PARALLEL_DOCS
         documents or more, else 1); the index is the same for any number."""
         config = config or Bm25sConfig()
+        workers = build_workers(workers, len(docs))
         vocab, surface, ids, lengths = tokenize_corpus(docs, config.title_weight, workers)
         if not vocab:
             vocab[""] = 0  # bm25s needs at least one column; the empty term never matches a query
@@ -600,8 +601,7 @@ def tokenize_corpus(
     tokenised in forked workers and their local vocabularies merged in span order, which assigns every term the
     id a single pass over the corpus would: the output never depends on `workers`."""
     n = len(docs)
-    if workers is None:
-        workers = min(os.cpu_count() or 1, 8) if n >= PARALLEL_DOCS else 1
+    workers = build_workers(workers, n)
     vocab: dict[str, int] = {}
     surface: dict[str, int] = {}
     ids, lengths = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
@@ -621,15 +621,19 @@ def _neighbours_span(span: tuple[int, int]) -> list[list[int]]:
     return shared()["fuzzy"].neighbours(span, shared()["eligible"])
 
 
-def neighbour_lists(
-    fuzzy: FuzzyVocab, df: np.ndarray, workers: int | None = None
-) -> tuple[np.ndarray, np.ndarray]:
+def build_workers(workers: int | None, num_docs: int) -> int:
+    """Processes for an index build's forked passes: `workers`, or None: the machine's cores (at most 8) for
+    corpora of PARALLEL_DOCS documents or more, else 1."""
+    if workers is not None:
+        return workers
+    return min(os.cpu_count() or 1, 8) if num_docs >= PARALLEL_DOCS else 1
+
+
+def neighbour_lists(fuzzy: FuzzyVocab, df: np.ndarray, workers: int) -> tuple[np.ndarray, np.ndarray]:
     """(starts, terms): the one-edit neighbours (`FuzzyVocab.neighbours`) of every vocabulary term in at most
-    NEAR_MAX_DF documents (`df`: documents per term; other terms get none), back to back; computed in forked
-    workers for large vocabularies (the same arrays for any number of workers)."""
+    NEAR_MAX_DF documents (`df`: documents per term; other terms get none), back to back; computed in
+    `workers` forked processes (the same arrays for any number)."""
     n = len(fuzzy.vocab)
-    if workers is None:
-        workers = min(os.cpu_count() or 1, 8) if n >= PARALLEL_DOCS else 1
     eligible = memoryview(np.asarray(df <= NEAR_MAX_DF, dtype=np.uint8))
     chunks = spans(n, -(-n // max(workers, 1)))
     lists = [

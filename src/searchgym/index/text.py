@@ -89,7 +89,7 @@ class FuzzyVocab:
         surface: Sequence[str] = (),
         surface_terms: Sequence[int] = (),
     ):
-        self.vocab, self.keys, self.words, self.min_chars = vocab, keys, words, min_chars
+        self.vocab, self.keys, self.min_chars = vocab, keys, min_chars
         self.surface, self.surface_terms = surface, surface_terms
         self._cache: dict[tuple[str, ...], list[int]] = {}  # like the stem cache (agents repeat their typos)
         # zero-copy views: indexing them gives Python ints without a numpy call per key found
